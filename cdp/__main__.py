@@ -1,0 +1,5 @@
+"""``python -m cdp`` is the ``cdp`` command."""
+
+from cdp.cli.main import main
+
+main()

@@ -1,0 +1,123 @@
+"""One frozen settings object for the whole platform.
+
+Every setting can be given as an environment variable with the ``CDP_`` prefix
+(``CDP_KAFKA_BOOTSTRAP=127.0.0.1:19092``). A bad value fails at start-up with
+a message that names the setting (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cdp.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+"""The checkout this package lives in (``schemas/`` and ``processors/`` sit here)."""
+
+
+class Settings(BaseSettings):
+    """Platform configuration, read from ``CDP_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CDP_", frozen=True, extra="ignore")
+
+    namespace: str = Field(
+        default="cdp",
+        pattern=r"^[a-z][a-z0-9_-]{0,30}$",
+        description="Prefix of every topic, consumer group and Redis key of this installation.",
+    )
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:19092", description="Kafka bootstrap servers, host:port[,host:port]."
+    )
+    kafka_controller_port: int = Field(
+        default=19093, ge=1, le=65535, description="KRaft controller port of the local stack."
+    )
+    kafka_version: str = Field(
+        default="3.9.1", pattern=r"^3\.9\.\d+$", description="Apache Kafka release the stack runs."
+    )
+    kafka_heap: str = Field(default="768m", description="JVM heap of the local broker (-Xmx).")
+    redis_url: str = Field(default="redis://127.0.0.1:16379/0", description="Redis URL.")
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="Confluent-compatible schema registry; unset: ids from schemas/.",
+    )
+    schemas_dir: Path = Field(default=PROJECT_ROOT / "schemas")
+    state_dir: Path = Field(
+        default=PROJECT_ROOT / ".cdp",
+        description="Local stack state: broker data, Redis data, pid files, logs (git-ignored).",
+    )
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "cdp",
+        description="Download cache for the Kafka jars (fetched once with Maven).",
+    )
+    partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of data topics.")
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    metrics_port: int = Field(
+        default=16066, ge=0, le=65535, description="Worker /metrics port (0 = off)."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Interface of the worker's metrics endpoint."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("redis", "rediss", "unix") or (
+            parsed.scheme != "unix" and not parsed.hostname
+        ):
+            raise ValueError(f"expected redis://host:port/db, got {value!r}")
+        return value
+
+    @property
+    def kafka_host(self) -> str:
+        """Host of the first bootstrap server."""
+        return self.kafka_bootstrap.split(",")[0].strip().rpartition(":")[0]
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the first bootstrap server (the local stack listens there)."""
+        return int(self.kafka_bootstrap.split(",")[0].strip().rpartition(":")[2])
+
+    @property
+    def redis_host(self) -> str:
+        """Host of the Redis server."""
+        return urlparse(self.redis_url).hostname or "127.0.0.1"
+
+    @property
+    def redis_port(self) -> int:
+        """Port of the Redis server (the local stack listens there)."""
+        return urlparse(self.redis_url).port or 6379
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise :class:`ConfigError` naming bad settings."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "CDP_" + "_".join(str(part) for part in err["loc"]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (read once)."""
+    return load_settings()

@@ -1,0 +1,185 @@
+"""Every Kafka topic of the platform, declared as code.
+
+Names are ``{namespace}.{suffix}``. :func:`ensure_topics` creates missing
+topics idempotently with the declared partitions, replication and cleanup
+policy; the broker's auto-create is off, so nothing else creates them.
+The contract of each topic is documented in ``docs/topics.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from cdp.settings import Settings
+
+
+class Channel(StrEnum):
+    """The channel systems that publish events."""
+
+    WEB = "web"
+    ECOMMERCE = "ecommerce"
+    CALLCENTER = "callcenter"
+    CRM = "crm"
+
+
+class Cleanup(StrEnum):
+    """Kafka ``cleanup.policy`` of a topic."""
+
+    DELETE = "delete"
+    COMPACT = "compact"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic: name, partitions, replication, cleanup policy and extra config."""
+
+    name: str
+    partitions: int
+    replication: int
+    cleanup: Cleanup = Cleanup.DELETE
+    config: dict[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def broker_config(self) -> dict[str, str]:
+        """The topic-level config sent to the broker on creation."""
+        return {"cleanup.policy": self.cleanup.value, **self.config}
+
+
+@dataclass(frozen=True)
+class Topics:
+    """The topic names of one installation (one namespace)."""
+
+    namespace: str
+
+    def channel(self, channel: Channel | str) -> str:
+        """Raw events from one channel system (Avro, Confluent wire format)."""
+        return f"{self.namespace}.channel.{Channel(channel).value}"
+
+    @property
+    def channels(self) -> list[str]:
+        """All channel topics, in a stable order."""
+        return [self.channel(c) for c in Channel]
+
+    @property
+    def canonical(self) -> str:
+        """Validated events in the canonical envelope, keyed by primary identifier."""
+        return f"{self.namespace}.events.canonical"
+
+    @property
+    def deadletter(self) -> str:
+        """Rejected records: original bytes plus reason and source in headers."""
+        return f"{self.namespace}.deadletter"
+
+    def channel_of(self, topic: str) -> Channel | None:
+        """The channel a channel topic belongs to, or None for other topics."""
+        prefix = f"{self.namespace}.channel."
+        if topic.startswith(prefix):
+            try:
+                return Channel(topic[len(prefix) :])
+            except ValueError:
+                return None
+        return None
+
+
+def declared_topics(settings: Settings) -> list[TopicSpec]:
+    """Every topic this installation needs, with explicit partition counts."""
+    names = Topics(settings.namespace)
+    parts, repl = settings.partitions, settings.replication_factor
+    specs = [
+        TopicSpec(
+            names.channel(c),
+            parts,
+            repl,
+            description=f"raw {c.value} events from channel systems (Avro, Confluent wire format)",
+        )
+        for c in Channel
+    ]
+    specs += [
+        TopicSpec(
+            names.canonical,
+            parts,
+            repl,
+            description="validated events in the canonical envelope, keyed by primary identifier",
+        ),
+        TopicSpec(
+            names.deadletter,
+            parts,
+            repl,
+            config={"retention.ms": str(30 * 24 * 3600 * 1000)},
+            description="rejected records: original bytes, reason code and source in headers",
+        ),
+    ]
+    return specs
+
+
+def ensure_topics(
+    settings: Settings, specs: Iterable[TopicSpec] | None = None, timeout: float = 30.0
+) -> list[str]:
+    """Create the declared topics that do not exist yet; return the names created.
+
+    Existing topics are left alone (idempotent). Raises if a topic exists with
+    fewer partitions than declared, since keyed data would then be misrouted.
+    """
+    from confluent_kafka.admin import (
+        AdminClient,
+        NewTopic,  # type: ignore[attr-defined]  # re-export
+    )
+
+    wanted = list(specs if specs is not None else declared_topics(settings))
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    existing = admin.list_topics(timeout=timeout).topics
+    for spec in wanted:
+        if spec.name in existing and len(existing[spec.name].partitions) < spec.partitions:
+            raise RuntimeError(
+                f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions,"
+                f" {spec.partitions} declared"
+            )
+    missing = [spec for spec in wanted if spec.name not in existing]
+    if not missing:
+        return []
+    futures = admin.create_topics(
+        [
+            NewTopic(
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=s.replication,
+                config=s.broker_config(),
+            )
+            for s in missing
+        ],
+        operation_timeout=timeout,
+    )
+    created = []
+    for name, future in futures.items():
+        try:
+            future.result()
+            created.append(name)
+        except Exception as exc:  # concurrent creation by another process is fine
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise
+    _wait_for_leaders(admin, [spec.name for spec in missing], timeout)
+    return sorted(created)
+
+
+def _wait_for_leaders(admin: Any, names: list[str], timeout: float) -> None:
+    """Block until every partition of ``names`` has a leader (new topics need a moment)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        pending = [
+            name
+            for name in names
+            if name not in topics
+            or topics[name].error is not None
+            or not topics[name].partitions
+            or any(p.leader < 0 or p.error is not None for p in topics[name].partitions.values())
+        ]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topics without a partition leader after {timeout}s: {pending}")
+        time.sleep(0.1)

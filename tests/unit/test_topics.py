@@ -1,0 +1,27 @@
+"""Topics as code: names, partitions, cleanup policies."""
+
+from __future__ import annotations
+
+from cdp.settings import load_settings
+from cdp.topics import Channel, Cleanup, Topics, declared_topics
+
+
+def test_every_topic_has_explicit_partitions_and_policy() -> None:
+    specs = declared_topics(load_settings(namespace="acme", partitions=6))
+    names = [spec.name for spec in specs]
+    assert len(names) == len(set(names))
+    assert all(name.startswith("acme.") for name in names)
+    assert all(spec.partitions == 6 for spec in specs)
+    assert all(
+        spec.broker_config()["cleanup.policy"] in {c.value for c in Cleanup} for spec in specs
+    )
+    topics = Topics("acme")
+    assert set(topics.channels) | {topics.canonical, topics.deadletter} <= set(names)
+
+
+def test_channel_of_topic() -> None:
+    topics = Topics("acme")
+    assert topics.channel_of("acme.channel.crm") is Channel.CRM
+    assert topics.channel_of("acme.channel.fax") is None
+    assert topics.channel_of("other.channel.crm") is None
+    assert topics.channel_of(topics.canonical) is None
