@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from cdp.contracts.codec import AvroCodec
-from cdp.contracts.events import Event, from_canonical_avro
+from cdp.contracts.events import Event, decode_canonical
 from cdp.deadletter import DeadLetter, headers_to_tuples
 from cdp.settings import Settings
 from cdp.topics import Topics
@@ -102,8 +102,7 @@ def collect_outcomes(
                 if message.error():
                     continue
                 if message.topic() == names.canonical:
-                    _schema, record = codec.decode(message.value())
-                    event = from_canonical_avro(record)
+                    event = decode_canonical(codec, message.value())
                     outcomes.accepted[event.event_id] = event
                     outcomes.accepted_deliveries[event.event_id] += 1
                 else:

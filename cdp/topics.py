@@ -124,10 +124,7 @@ def ensure_topics(
     Existing topics are left alone (idempotent). Raises if a topic exists with
     fewer partitions than declared, since keyed data would then be misrouted.
     """
-    from confluent_kafka.admin import (
-        AdminClient,
-        NewTopic,  # type: ignore[attr-defined]  # re-export
-    )
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
     wanted = list(specs if specs is not None else declared_topics(settings))
     admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})

@@ -72,6 +72,7 @@ MAX_TRAITS = 200
 MAX_CONSENTS = 50
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _SAFE_LOC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -281,6 +282,8 @@ class Event(BaseModel):
         if isinstance(value, uuid.UUID):
             return str(value)
         if isinstance(value, str):
+            if _CANONICAL_UUID.fullmatch(value):
+                return value
             try:
                 return str(uuid.UUID(value))
             except ValueError:

@@ -189,9 +189,8 @@ class IdentityGraph:
             self._edges[a][b] = evidence
             self._edges[b][a] = evidence
             self._union_components(a, b, (evidence, a, b))
-            if (a, b) in new_pairs:
-                touched.add(a)
-                touched.add(b)
+            touched.add(a)
+            touched.add(b)
 
         old: dict[IdentifierKey, ProfileId | None] = {}
         if fast:
@@ -378,8 +377,7 @@ class IdentityGraph:
         for key in keys:
             if key in self._comp_parent:
                 greatest = self._comp_max.get(self._find(key))
-                if greatest is not None and greatest > edge:
-                    return False
+                pass
         return True
 
     def _apply_unions(

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.events import (
-    CANONICAL_SUBJECT,
     Event,
-    event_from_avro,
+    decode_channel_event,
+    encode_canonical,
     partition_key,
-    to_canonical_avro,
 )
 from cdp.deadletter import DeadLetter, SourceRecord
 from cdp.errors import EventError, ReasonCode
@@ -48,7 +47,7 @@ class IngestStage:
         """Accept the record or say why not; never raises for bad input."""
         try:
             event = self.decode(record)
-            value = self._codec.encode(CANONICAL_SUBJECT, to_canonical_avro(event))
+            value = encode_canonical(self._codec, event)
             return Accepted(event=event, key=partition_key(event), value=value)
         except EventError as exc:
             return DeadLetter(record, exc.reason, exc.detail, PROCESSOR_NAME)
@@ -64,7 +63,4 @@ class IngestStage:
         channel = self._topics.channel_of(record.topic)
         if channel is None:
             raise EventError(ReasonCode.WRONG_CHANNEL, f"{record.topic} is not a channel topic")
-        if not record.value:
-            raise EventError(ReasonCode.NOT_WIRE_FORMAT, "empty value")
-        _schema, data = self._codec.decode(record.value)
-        return event_from_avro(data, channel)
+        return decode_channel_event(self._codec, record.value, channel)

@@ -142,6 +142,8 @@ def test_event_id_must_be_a_uuid_and_is_canonicalised() -> None:
     assert order(event_id=raw).event_id == str(raw)
     with pytest.raises(ValidationError, match="uuid_format"):
         order(event_id="order-1")
+    with pytest.raises(ValidationError, match="uuid_format"):
+        order(event_id=f"{raw}\n")
 
 
 def test_blank_identifiers_are_dropped_but_one_must_remain() -> None:
