@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.events import Event, decode_canonical
@@ -21,6 +21,16 @@ from cdp.settings import Settings
 from cdp.topics import Topics
 
 Progress = Callable[[int, int], None]
+
+_LEADERSHIP_ERRORS = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
+"""Errors a just-created topic gives until its partition leaders are ready."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,9 @@ def _end_offset(consumer: Consumer, topic: str, partition: int, timeout: float) 
             )
             return int(high)
         except KafkaException as exc:
-            if not exc.args[0].retriable() or time.monotonic() > deadline:
+            error = exc.args[0]
+            transient = error.retriable() or error.code() in _LEADERSHIP_ERRORS
+            if not transient or time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
 

@@ -1,0 +1,103 @@
+"""The profile document: a pure function of a profile's fact set.
+
+:func:`build_profile` dedupes the facts by event id, sorts them by
+``(event_time, event_id)`` and derives everything in one pass each:
+survivorship traits (:mod:`cdp.profile.survivorship`), computed traits and
+consent (:mod:`cdp.profile.computed`). The same set of facts always gives the
+same document, byte for byte in :func:`canonical_json`, whatever the order,
+duplication or grouping in which the facts were collected.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cdp.profile.computed import (
+    ComputedTraits,
+    ConsentDecision,
+    compute_sorted,
+    consent_sorted,
+)
+from cdp.profile.facts import Fact, merge_fact_sets, sort_facts
+from cdp.profile.survivorship import TraitConfig, TraitValue, resolve_sorted
+
+
+class ProfileDocument(BaseModel):
+    """One customer profile as served (Redis read model, profile change topic).
+
+    Field order is fixed (declaration order); :func:`canonical_json` sorts keys.
+    ``identifiers`` and ``traits`` hold PII and are kept out of ``repr``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile_id: str
+    """Profile id (from identity resolution)."""
+    identifiers: list[str] = Field(default_factory=list, repr=False)
+    """Identifier keys of the profile (``email:anna@example.com``), sorted."""
+    traits: dict[str, TraitValue] = Field(default_factory=dict, repr=False)
+    """Trait name -> winning value with provenance and rule, names sorted."""
+    computed: ComputedTraits = Field(default_factory=ComputedTraits)
+    """Aggregates over the facts (counts, revenue, tickets, latest CRM states, ...)."""
+    consent: dict[str, dict[str, ConsentDecision]] = Field(default_factory=dict)
+    """Purpose -> scope (contact channel or ``"*"``) -> latest decision."""
+    sources: list[str] = Field(default_factory=list)
+    """Source systems seen, sorted."""
+    event_count: int = 0
+    """Number of distinct events (facts)."""
+
+
+def build_profile(
+    profile_id: str,
+    facts: Iterable[Fact],
+    config: TraitConfig,
+    identifiers: Iterable[str] = (),
+) -> ProfileDocument:
+    """The document of a profile: a pure function of the *set* of ``facts``.
+
+    ``facts`` may come in any order and contain re-deliveries (deduped by event
+    id, see :func:`~cdp.profile.facts.merge_fact_sets`). ``identifiers`` are
+    the profile's identifier keys, provided by identity resolution; they are
+    deduped and sorted.
+    """
+    fact_set = merge_fact_sets(facts)
+    ordered = sort_facts(fact_set.values())
+    return ProfileDocument.model_construct(
+        profile_id=profile_id,
+        identifiers=sorted(set(identifiers)),
+        traits=resolve_sorted(ordered, config),
+        computed=compute_sorted(ordered),
+        consent=consent_sorted(ordered),
+        sources=sorted({fact.source for fact in ordered}),
+        event_count=len(ordered),
+    )
+
+
+def profile_to_json(doc: ProfileDocument) -> dict[str, Any]:
+    """The document as JSON-compatible data (times as ISO 8601 UTC, ``...Z``)."""
+    return doc.model_dump(mode="json")
+
+
+def canonical_json(doc: ProfileDocument) -> bytes:
+    """Canonical UTF-8 JSON of a document: sorted keys, no whitespace.
+
+    Equal documents give equal bytes; used for the Redis value and for
+    comparing profiles built in different ways.
+    """
+    return json.dumps(
+        doc.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def profile_from_json(data: bytes | str | Mapping[str, Any]) -> ProfileDocument:
+    """Parse and validate a document (from :func:`canonical_json` or :func:`profile_to_json`).
+
+    Raises :class:`pydantic.ValidationError` on a malformed document.
+    """
+    if isinstance(data, bytes | str):
+        return ProfileDocument.model_validate_json(data)
+    return ProfileDocument.model_validate(data)
