@@ -32,6 +32,8 @@ class ReasonCode(StrEnum):
     """Decoded, but the event breaks the contract (bad field value, unknown type, ...)."""
     MISSING_IDENTIFIERS = "missing_identifiers"
     """The event names no usable identifier of the person it is about."""
+    NO_USABLE_IDENTIFIER = "no_usable_identifier"
+    """Every identifier is invalid after normalisation or blocked (a shared number, ...)."""
     PROCESSOR_ERROR = "processor_error"
     """A stream processor raised while handling the record."""
 

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default=Path.home() / ".cache" / "cdp",
         description="Download cache for the Kafka jars (fetched once with Maven).",
     )
+    identity_config: Path | None = Field(
+        default=None, description="Identity rules YAML (priorities, limits, blocked values)."
+    )
+    trait_config: Path | None = Field(default=None, description="Trait survivorship rules YAML.")
     partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of data topics.")
     replication_factor: int = Field(default=1, ge=1, le=16)
     metrics_port: int = Field(

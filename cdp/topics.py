@@ -74,6 +74,40 @@ class Topics:
         """Rejected records: original bytes plus reason and source in headers."""
         return f"{self.namespace}.deadletter"
 
+    @property
+    def observations(self) -> str:
+        """Identifier sets of events, for the (single-partition) identity stage."""
+        return f"{self.namespace}.identity.observations"
+
+    @property
+    def assignments(self) -> str:
+        """Identifier key -> profile id, compacted, co-partitioned with the canonical topic."""
+        return f"{self.namespace}.identity.assignments"
+
+    @property
+    def merges(self) -> str:
+        """Merge events: profiles that became one."""
+        return f"{self.namespace}.identity.merges"
+
+    @property
+    def facts(self) -> str:
+        """Profile facts and membership releases, keyed by profile id."""
+        return f"{self.namespace}.profile.facts"
+
+    @property
+    def profiles(self) -> str:
+        """Every new profile version, compacted, keyed by profile id; null = deleted."""
+        return f"{self.namespace}.profile.changes"
+
+    @property
+    def app_id(self) -> str:
+        """The Faust app id (consumer group, prefix of table changelogs)."""
+        return f"{self.namespace}-worker"
+
+    def changelog(self, table: str) -> str:
+        """The changelog topic Faust uses for ``table``."""
+        return f"{self.app_id}-{table}-changelog"
+
     def channel_of(self, topic: str) -> Channel | None:
         """The channel a channel topic belongs to, or None for other topics."""
         prefix = f"{self.namespace}.channel."
@@ -112,8 +146,58 @@ def declared_topics(settings: Settings) -> list[TopicSpec]:
             config={"retention.ms": str(30 * 24 * 3600 * 1000)},
             description="rejected records: original bytes, reason code and source in headers",
         ),
+        TopicSpec(
+            names.observations,
+            1,
+            repl,
+            description="identifier sets of events for the identity stage (1 partition: 1 graph)",
+        ),
+        TopicSpec(
+            names.assignments,
+            parts,
+            repl,
+            Cleanup.COMPACT,
+            description="identifier key -> profile id (JSON), keyed like the canonical topic",
+        ),
+        TopicSpec(names.merges, parts, repl, description="merge events (JSON), keyed by survivor"),
+        TopicSpec(
+            names.facts,
+            parts,
+            repl,
+            description="facts and releases (JSON) for the profile stage, keyed by profile id",
+        ),
+        TopicSpec(
+            names.profiles,
+            parts,
+            repl,
+            Cleanup.COMPACT,
+            description="latest profile document per profile id (JSON); null value = deleted",
+        ),
+    ]
+    specs += [
+        TopicSpec(
+            names.changelog(table),
+            count,
+            repl,
+            Cleanup.COMPACT,
+            description=f"Faust changelog of table {table!r}",
+        )
+        for table, layout in TABLES.items()
+        for count in [1 if layout == SINGLE else parts]
     ]
     return specs
+
+
+SINGLE = "single"
+PARTITIONED = "partitioned"
+TABLES: dict[str, str] = {
+    "identity-graph": SINGLE,
+    "identity-emitted": SINGLE,
+    "facts-by-identifier": PARTITIONED,
+    "assignment-by-identifier": PARTITIONED,
+    "profile-members": PARTITIONED,
+}
+"""Faust tables of the worker and whether they follow the single identity partition."""
 
 
 def ensure_topics(

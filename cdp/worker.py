@@ -13,8 +13,13 @@ import faust
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.registry import registry_from_settings
+from cdp.identity.config import load_identity_config
+from cdp.identity.stage import register_identity
 from cdp.ingest.agent import register_ingest
 from cdp.ingest.stage import IngestStage
+from cdp.profile.stage import register_facts, register_profiles
+from cdp.profile.survivorship import load_trait_config
+from cdp.serve.store import ReadModelStore
 from cdp.settings import Settings
 from cdp.topics import Topics
 
@@ -22,7 +27,7 @@ from cdp.topics import Topics
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app with every stage registered."""
     app = faust.App(
-        f"{settings.namespace}-worker",
+        Topics(settings.namespace).app_id,
         broker=[f"aiokafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store="memory://",
         processing_guarantee="at_least_once",
@@ -34,10 +39,16 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         producer_acks=-1,
         web_enabled=False,
+        table_standby_replicas=0,
     )
     topics = Topics(settings.namespace)
     codec = AvroCodec(registry_from_settings(settings))
-    register_ingest(app, IngestStage(codec, topics), topics)
+    identity = load_identity_config(settings.identity_config)
+    store = ReadModelStore.from_settings(settings)
+    register_ingest(app, IngestStage(codec, topics, identity), topics)
+    register_identity(app, topics, identity, store)
+    register_facts(app, topics, codec)
+    register_profiles(app, topics, load_trait_config(settings.trait_config), store)
     return app
 
 

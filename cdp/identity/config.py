@@ -23,10 +23,11 @@ built-in normalisation rule; other types may choose one (default ``text``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import phonenumbers
 import yaml
@@ -34,7 +35,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -111,10 +111,10 @@ class IdentityConfig(BaseModel):
     unknown_types: UnknownTypeDefaults = Field(default_factory=UnknownTypeDefaults)
     types: dict[str, IdentifierTypeConfig] = Field(default_factory=dict)
 
-    _rules: dict[str, Rule] = PrivateAttr(default_factory=dict)
-    _priorities: dict[str, int] = PrivateAttr(default_factory=dict)
-    _limits: dict[str, int | None] = PrivateAttr(default_factory=dict)
-    _blocked: frozenset[str] = PrivateAttr(default=frozenset())
+    if TYPE_CHECKING:
+        # Plain look-up tables, set in the instance __dict__ after validation (not a
+        # pydantic private attribute: those are read through a slow __getattr__).
+        _tables: _Tables
 
     @field_validator("default_region")
     @classmethod
@@ -143,6 +143,10 @@ class IdentityConfig(BaseModel):
     def _normalise_blocked(self) -> IdentityConfig:
         types: dict[str, IdentifierTypeConfig] = {}
         blocked_keys: set[IdentifierKey] = set()
+        tables = _Tables(
+            unknown_priority=self.unknown_types.priority,
+            unknown_limit=self.unknown_types.max_per_profile,
+        )
         for name, type_config in self.types.items():
             rule = BUILTIN_RULES.get(name) or type_config.rule or DEFAULT_RULE
             normalised: set[str] = set()
@@ -160,39 +164,51 @@ class IdentityConfig(BaseModel):
             types[name] = type_config.model_copy(
                 update={"blocked": tuple(sorted(normalised)), "rule": rule}
             )
-            self._rules[name] = rule
-            self._priorities[name] = type_config.priority
-            self._limits[name] = type_config.max_per_profile
+            tables.rules[name] = rule
+            tables.priorities[name] = type_config.priority
+            tables.limits[name] = type_config.max_per_profile
+        tables.blocked = frozenset(blocked_keys)
         object.__setattr__(self, "types", types)
-        self._blocked = frozenset(blocked_keys)
+        object.__setattr__(self, "_tables", tables)
         return self
 
     def rule_for(self, id_type: str) -> Rule:
         """Normalisation rule of a (normalised) type name."""
-        rule = self._rules.get(id_type)
+        rule = self._tables.rules.get(id_type)
         if rule is None:
             return BUILTIN_RULES.get(id_type, DEFAULT_RULE)
         return rule
 
     def priority(self, id_type: str) -> int:
         """Priority of a type; lower is stronger. Unlisted types get ``unknown_types``."""
-        priority = self._priorities.get(id_type)
-        return self.unknown_types.priority if priority is None else priority
+        tables = self._tables
+        return tables.priorities.get(id_type, tables.unknown_priority)
 
     def max_per_profile(self, id_type: str) -> int | None:
         """Most identifiers of this type one profile may hold; ``None`` = unlimited."""
-        if id_type in self._limits:
-            return self._limits[id_type]
-        return self.unknown_types.max_per_profile
+        tables = self._tables
+        return tables.limits.get(id_type, tables.unknown_limit)
 
     def is_blocked(self, key: IdentifierKey | str) -> bool:
         """Whether a normalised key is on a blocked list."""
-        return key in self._blocked
+        return key in self._tables.blocked
 
     @property
     def blocked_keys(self) -> frozenset[str]:
         """All blocked values as identifier keys."""
-        return self._blocked
+        return self._tables.blocked
+
+
+@dataclass(slots=True)
+class _Tables:
+    """Per-event look-ups of an :class:`IdentityConfig`, as plain dicts and sets."""
+
+    unknown_priority: int
+    unknown_limit: int | None
+    rules: dict[str, Rule] = field(default_factory=dict)
+    priorities: dict[str, int] = field(default_factory=dict)
+    limits: dict[str, int | None] = field(default_factory=dict)
+    blocked: frozenset[str] = frozenset()
 
 
 def _format_loc(loc: tuple[int | str, ...]) -> str:

@@ -163,9 +163,16 @@ class IdentityGraph:
     def add_keys(
         self, event_id: str, event_time: datetime, keys: Iterable[IdentifierKey]
     ) -> GraphChange:
-        """Like :meth:`add_event` for already normalised keys (blocked ones are dropped)."""
+        """Like :meth:`add_event` for already normalised keys (blocked ones are dropped).
+
+        Raises :class:`ValueError` for a string that is not an identifier key
+        (no ``:``) or a naive ``event_time``.
+        """
         evidence = Evidence(utc(event_time), event_id)
         ordered = sorted({key for key in keys if not self._config.is_blocked(key)})
+        for key in ordered:
+            if ":" not in key:
+                raise ValueError("not an identifier key (no ':')")
         new_nodes = [key for key in ordered if key not in self._edges]
         new_pairs: list[tuple[IdentifierKey, IdentifierKey]] = []
         earlier_pairs: list[tuple[IdentifierKey, IdentifierKey]] = []
@@ -377,7 +384,8 @@ class IdentityGraph:
         for key in keys:
             if key in self._comp_parent:
                 greatest = self._comp_max.get(self._find(key))
-                pass
+                if greatest is not None and greatest > edge:
+                    return False
         return True
 
     def _apply_unions(

@@ -11,13 +11,14 @@ See ``docs/profiles.md`` for the field list.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cdp.profile.facts import Fact, sort_facts
+from cdp.profile.facts import Fact, merge_fact_sets, sort_facts
 
 ALL_CHANNELS = "*"
 """Consent scope key of a decision that is not limited to one contact channel."""
@@ -35,9 +36,13 @@ class LatestValue(BaseModel):
     ref: str | None = None
     """Id of the object the value belongs to (opportunity id, account id), if any."""
     source: str
+    """Source system of the event that reported it."""
     channel: str
+    """Channel of that event."""
     event_time: datetime
+    """Time of that event (UTC)."""
     event_id: str
+    """Id of that event."""
 
 
 class ConsentDecision(BaseModel):
@@ -52,7 +57,9 @@ class ConsentDecision(BaseModel):
     channel: str
     """Channel of the event that carried the decision."""
     event_time: datetime
+    """Time of that event (UTC)."""
     event_id: str
+    """Id of that event."""
 
 
 Consent = dict[str, dict[str, ConsentDecision]]
@@ -107,8 +114,8 @@ class ComputedTraits(BaseModel):
 
 
 def compute_traits(facts: Iterable[Fact]) -> ComputedTraits:
-    """The computed traits of a fact set (any order; pass distinct facts)."""
-    return compute_sorted(sort_facts(facts))
+    """The computed traits of a fact set (any order; deduped by event id first)."""
+    return compute_sorted(sort_facts(merge_fact_sets(facts).values()))
 
 
 def _money(value: object) -> Decimal | None:
@@ -122,7 +129,7 @@ def _money(value: object) -> Decimal | None:
 
 
 def _latest(fact: Fact, value: object, ref: object = None) -> LatestValue:
-    return LatestValue.model_construct(
+    return LatestValue(
         value=str(value),
         ref=None if ref is None else str(ref),
         source=fact.source,
@@ -136,18 +143,32 @@ def _sums(totals: Mapping[str, Decimal]) -> dict[str, str]:
     return {currency: str(totals[currency]) for currency in sorted(totals)}
 
 
+_AGGREGATED_TYPES = frozenset(
+    {
+        "order",
+        "return",
+        "ticket_opened",
+        "ticket_resolved",
+        "satisfaction_score",
+        "lead_status_change",
+        "opportunity_stage_change",
+        "account_owner_change",
+    }
+)
+
+
 def compute_sorted(facts: Sequence[Fact]) -> ComputedTraits:
-    """:func:`compute_traits` for facts already sorted by :func:`order_key` (one pass).
+    """:func:`compute_traits` for distinct facts sorted by :func:`~cdp.profile.facts.order_key`.
 
     Values that a fact should carry but does not (or that are not valid, e.g. a
     money text that is no number) are skipped.
     """
     if not facts:
         return ComputedTraits()
-    by_channel: dict[str, int] = {}
-    by_type: dict[str, int] = {}
-    regions: set[str] = set()
-    region: str | None = None
+    by_channel = Counter(fact.channel for fact in facts)
+    by_type = Counter(fact.type for fact in facts)
+    regions = {fact.region for fact in facts if fact.region is not None}
+    region = next((fact.region for fact in reversed(facts) if fact.region is not None), None)
     orders: dict[str, Fact] = {}
     returned: dict[str, Decimal] = {}
     return_count = 0
@@ -160,12 +181,9 @@ def compute_sorted(facts: Sequence[Fact]) -> ComputedTraits:
     opportunities: dict[str, str] = {}
     owner: Fact | None = None
     for fact in facts:
-        by_channel[fact.channel] = by_channel.get(fact.channel, 0) + 1
-        by_type[fact.type] = by_type.get(fact.type, 0) + 1
-        if fact.region is not None:
-            regions.add(fact.region)
-            region = fact.region
         kind = fact.type
+        if kind not in _AGGREGATED_TYPES:
+            continue
         if kind == "order":
             order_id = fact.get("order_id")
             orders[str(order_id) if order_id is not None else "#" + fact.event_id] = fact
@@ -208,7 +226,7 @@ def compute_sorted(facts: Sequence[Fact]) -> ComputedTraits:
         if isinstance(count, int):
             items += count
     first, last = facts[0], facts[-1]
-    return ComputedTraits.model_construct(
+    return ComputedTraits(
         first_seen=first.event_time,
         last_seen=last.event_time,
         last_channel=last.channel,
@@ -240,12 +258,12 @@ def compute_sorted(facts: Sequence[Fact]) -> ComputedTraits:
 
 
 def resolve_consent(facts: Iterable[Fact]) -> Consent:
-    """Latest consent decision per purpose and scope (any order; pass distinct facts)."""
-    return consent_sorted(sort_facts(facts))
+    """Latest consent decision per purpose and scope (any order; deduped by event id first)."""
+    return consent_sorted(sort_facts(merge_fact_sets(facts).values()))
 
 
 def consent_sorted(facts: Sequence[Fact]) -> Consent:
-    """:func:`resolve_consent` for facts sorted by :func:`order_key`.
+    """:func:`resolve_consent` for distinct facts sorted by :func:`~cdp.profile.facts.order_key`.
 
     Scope is the decision's contact channel, or ``"*"`` when it is not limited
     to one. The latest decision per ``(purpose, scope)`` wins; if one event
@@ -262,7 +280,7 @@ def consent_sorted(facts: Sequence[Fact]) -> Consent:
     consent: Consent = {}
     for purpose, scope in sorted(found):
         granted, fact = found[(purpose, scope)]
-        consent.setdefault(purpose, {})[scope] = ConsentDecision.model_construct(
+        consent.setdefault(purpose, {})[scope] = ConsentDecision(
             granted=granted,
             source=fact.source,
             channel=fact.channel,

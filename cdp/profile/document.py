@@ -66,7 +66,7 @@ def build_profile(
     """
     fact_set = merge_fact_sets(facts)
     ordered = sort_facts(fact_set.values())
-    return ProfileDocument.model_construct(
+    return ProfileDocument(
         profile_id=profile_id,
         identifiers=sorted(set(identifiers)),
         traits=resolve_sorted(ordered, config),

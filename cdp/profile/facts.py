@@ -79,9 +79,10 @@ def _format_time(value: datetime) -> str:
 class Fact:
     """What a profile keeps of one event; immutable, hashable, JSON-serialisable.
 
-    ``traits`` and ``data`` are tuples of ``(name, value)`` pairs sorted by name
-    (use :meth:`trait` / :meth:`get` or :attr:`traits_dict`); ``consents`` is
-    sorted too, so equal events give equal facts.
+    ``traits`` and ``data`` are tuples of ``(name, value)`` pairs, ``consents``
+    a tuple of decisions; the constructor sorts and dedupes them (names are
+    unique, the last pair of a name counts), so equal content gives equal
+    facts. Read them with :meth:`trait` / :meth:`get` or :attr:`traits_dict`.
     """
 
     event_id: str
@@ -108,6 +109,9 @@ class Fact:
             raise ValueError("Fact.event_time must be timezone-aware")
         if self.event_time.tzinfo is not UTC:
             object.__setattr__(self, "event_time", self.event_time.astimezone(UTC))
+        object.__setattr__(self, "traits", tuple(sorted(dict(self.traits).items())))
+        object.__setattr__(self, "data", tuple(sorted(dict(self.data).items())))
+        object.__setattr__(self, "consents", tuple(sorted(set(self.consents), key=_consent_key)))
 
     @property
     def traits_dict(self) -> dict[str, str]:
@@ -197,9 +201,9 @@ class Fact:
             type=_text(data, "ty"),
             source=_text(data, "src"),
             region=region,
-            traits=tuple(sorted(traits.items())),
-            consents=tuple(sorted({(c[0], c[1], c[2]) for c in consents}, key=_consent_key)),
-            data=tuple(sorted(values.items())),
+            traits=tuple(traits.items()),
+            consents=tuple((c[0], c[1], c[2]) for c in consents),
+            data=tuple(values.items()),
         )
 
 
@@ -255,11 +259,9 @@ def fact_from_event(event: Event) -> Fact:
         type=event.type,
         source=event.source,
         region=event.region,
-        traits=tuple(sorted(traits.items())),
-        consents=tuple(
-            sorted({(c.purpose, c.granted, c.channel) for c in event.consents}, key=_consent_key)
-        ),
-        data=tuple(sorted(data.items())),
+        traits=tuple(traits.items()),
+        consents=tuple((c.purpose, c.granted, c.channel) for c in event.consents),
+        data=tuple(data.items()),
     )
 
 
@@ -284,11 +286,11 @@ def sort_facts(facts: Iterable[Fact]) -> list[Fact]:
 def merge_fact_sets(*sets: Mapping[str, Fact] | Iterable[Fact]) -> dict[str, Fact]:
     """The union of fact sets, keyed by event id (a new dict; inputs are not changed).
 
-    Each argument is a mapping ``event_id -> Fact`` or an iterable of facts.
-    Re-deliveries of an event give equal facts and collapse to one. Should two
-    *different* facts share an event id (a contract violation upstream), the
-    one with the greater canonical form is kept, so the result still does not
-    depend on argument order or grouping.
+    Each argument is a mapping ``event_id -> Fact`` (only its values are read)
+    or an iterable of facts. Re-deliveries of an event give equal facts and
+    collapse to one. Should two *different* facts share an event id (a
+    contract violation upstream), the greater by :func:`fact_tiebreak_key` is
+    kept, so the result still does not depend on argument order or grouping.
     """
     merged: dict[str, Fact] = {}
     for group in sets:
@@ -303,14 +305,18 @@ def merge_fact_sets(*sets: Mapping[str, Fact] | Iterable[Fact]) -> dict[str, Fac
 
 
 def fact_tiebreak_key(fact: Fact) -> tuple[Any, ...]:
-    """A total order on facts that share an event id (used by :func:`merge_fact_sets`)."""
+    """A total order on facts that share an event id (used by :func:`merge_fact_sets`).
+
+    Unequal facts never get equal keys, so the kept fact is the same whatever
+    the order in which the two were merged.
+    """
     return (
         fact.event_time,
         fact.channel,
         fact.type,
         fact.source,
-        fact.region or "",
+        (fact.region is not None, fact.region or ""),
         fact.traits,
-        tuple(_consent_key(c) for c in fact.consents),
-        tuple((k, str(v), isinstance(v, int)) for k, v in fact.data),
+        tuple((p, g, c is not None, c or "") for p, g, c in fact.consents),
+        tuple((k, isinstance(v, int), str(v)) for k, v in fact.data),
     )

@@ -54,7 +54,7 @@ from pydantic import (
 
 from cdp.contracts.events import NAME_PATTERN
 from cdp.errors import ConfigError
-from cdp.profile.facts import Fact, sort_facts
+from cdp.profile.facts import Fact, merge_fact_sets, sort_facts
 from cdp.topics import Channel
 
 DEFAULT_TRAITS_RESOURCE = "default_traits.yaml"
@@ -103,8 +103,6 @@ class TraitRule(BaseModel):
         description="source_priority only: sources matching no entry rank last or are ignored.",
     )
 
-    _ranks: dict[tuple[str, str], int | None] = PrivateAttr(default_factory=dict)
-
     @field_validator("sources")
     @classmethod
     def _check_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -138,20 +136,37 @@ class TraitRule(BaseModel):
 
         Other rules rank every source 0.
         """
+        if self.rule != "source_priority":
+            return 0
+        channel_entry = CHANNEL_PREFIX + channel
+        for index, entry in enumerate(self.sources):
+            if entry in (source, channel_entry):
+                return index
+        return None if self.unlisted == "ignore" else len(self.sources)
+
+
+class _Compiled:
+    """A rule in plain Python for the per-event loop (pydantic attribute access is slower)."""
+
+    __slots__ = ("kind", "ranks", "rule")
+
+    def __init__(self, rule: TraitRule) -> None:
+        self.rule = rule
+        self.kind: RuleName = rule.rule
+        self.ranks: dict[tuple[str, str], int | None] = {}
+
+    def rank(self, source: str, channel: str) -> int | None:
         key = (source, channel)
-        ranks = self._ranks
-        if key in ranks:
-            return ranks[key]
-        rank: int | None = 0
-        if self.rule == "source_priority":
-            rank = None if self.unlisted == "ignore" else len(self.sources)
-            channel_entry = CHANNEL_PREFIX + channel
-            for index, entry in enumerate(self.sources):
-                if entry in (source, channel_entry):
-                    rank = index
-                    break
-        ranks[key] = rank
-        return rank
+        try:
+            return self.ranks[key]
+        except KeyError:
+            rank = self.ranks[key] = self.rule.rank(source, channel)
+            return rank
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Compiled) and other.rule == self.rule
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 class TraitConfig(BaseModel):
@@ -167,34 +182,43 @@ class TraitConfig(BaseModel):
         default_factory=dict, description="Trait name -> rule."
     )
 
+    _compiled: dict[str, _Compiled] = PrivateAttr(default_factory=dict)
+    _compiled_default: _Compiled = PrivateAttr(
+        default_factory=lambda: _Compiled(TraitRule(rule="most_recent"))
+    )
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Prepare the plain-Python form of the rules used by :func:`resolve_sorted`."""
+        self._compiled = {name: _Compiled(rule) for name, rule in self.traits.items()}
+        self._compiled_default = _Compiled(self.default)
+
     def rule_for(self, name: str) -> TraitRule:
         """The rule of a trait (the default for unlisted traits)."""
         return self.traits.get(name, self.default)
 
 
 def resolve_traits(facts: Iterable[Fact], config: TraitConfig) -> dict[str, TraitValue]:
-    """Resolve every trait seen in ``facts`` (any order; duplicates are harmless).
+    """Resolve every trait seen in ``facts`` (any order; deduped by event id first).
 
-    Returns ``name -> TraitValue``, names sorted. Pass distinct facts (a fact
-    set) — duplicates of one event give the same result anyway.
+    Returns ``name -> TraitValue``, names sorted.
     """
-    return resolve_sorted(sort_facts(facts), config)
+    return resolve_sorted(sort_facts(merge_fact_sets(facts).values()), config)
 
 
 def resolve_sorted(facts: Sequence[Fact], config: TraitConfig) -> dict[str, TraitValue]:
-    """:func:`resolve_traits` for facts already sorted by ``(event_time, event_id)``.
+    """:func:`resolve_traits` for distinct facts already sorted by ``(event_time, event_id)``.
 
     One pass: ``most_recent`` takes the last value, ``first_seen`` the first,
     ``source_priority`` the last value of the best rank.
     """
-    winners: dict[str, tuple[Fact, str, int, TraitRule]] = {}
-    rules = config.traits
-    default = config.default
+    winners: dict[str, tuple[Fact, str, int, _Compiled]] = {}
+    rules = config._compiled
+    default = config._compiled_default
     for fact in facts:
         for name, value in fact.traits:
             rule = rules.get(name, default)
             current = winners.get(name)
-            kind = rule.rule
+            kind = rule.kind
             if kind == "most_recent":
                 winners[name] = (fact, value, 0, rule)
             elif kind == "first_seen":
@@ -207,13 +231,13 @@ def resolve_sorted(facts: Sequence[Fact], config: TraitConfig) -> dict[str, Trai
     resolved: dict[str, TraitValue] = {}
     for name in sorted(winners):
         fact, value, _rank, rule = winners[name]
-        resolved[name] = TraitValue.model_construct(
+        resolved[name] = TraitValue(
             value=value,
             source=fact.source,
             channel=fact.channel,
             event_time=fact.event_time,
             event_id=fact.event_id,
-            rule=rule.rule,
+            rule=rule.kind,
         )
     return resolved
 

@@ -16,6 +16,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 LAYOUT_VERSION = 1
 """Version of the layout this module spells; part of every data key (``v1``)."""
@@ -59,8 +60,9 @@ def meta(namespace: str) -> str:
     return f"{check_namespace(namespace)}:meta"
 
 
+@lru_cache(maxsize=256)
 def prefix(namespace: str) -> str:
-    """The versioned prefix ``{ns}:v1:`` of every data key."""
+    """The versioned prefix ``{ns}:v1:`` of every data key (cached: it is on every key)."""
     return f"{check_namespace(namespace)}:v{LAYOUT_VERSION}:"
 
 

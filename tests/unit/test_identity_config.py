@@ -69,16 +69,27 @@ types:
 @pytest.mark.parametrize(
     ("text", "field", "problem"),
     [
-        ("types:\n  email: {priority: 1, max_per_profile: 0}\n", "types.email.max_per_profile", "greater than or equal to 1"),
+        (
+            "types:\n  email: {priority: 1, max_per_profile: 0}\n",
+            "types.email.max_per_profile",
+            "greater than or equal to 1",
+        ),
         ("types:\n  email: {max_per_profile: 2}\n", "types.email.priority", "required"),
         ("types:\n  email: {priority: one}\n", "types.email.priority", "integer"),
-        ("types:\n  email: {priority: 1, max_per_profle: 2}\n", "types.email.max_per_profle", "Extra"),
+        (
+            "types:\n  email: {priority: 1, max_per_profle: 2}\n",
+            "types.email.max_per_profle",
+            "Extra",
+        ),
         ("default_region: XX\n", "default_region", "unknown phone region"),
         ("types:\n  Bad-Name: {priority: 1}\n", "types", "Bad-Name"),
         ("types:\n  email: {priority: 1, rule: lower}\n", "types", "email.rule"),
         ("types:\n  x: {priority: 1, rule: upper}\n", "types.x.rule", "Input should be"),
-        ("types:\n  email: {priority: 1, blocked: [ok@x.de, nonsense]}\n", "types.email.blocked[1]",
-         "not a valid value"),
+        (
+            "types:\n  email: {priority: 1, blocked: [ok@x.de, nonsense]}\n",
+            "types.email.blocked[1]",
+            "not a valid value",
+        ),
         ("types:\n  phone: {priority: 1, blocked: ['12']}\n", "types.phone.blocked[0]", "phone"),
         ("types:\n  email: {priority: 1, blocked: [[1]]}\n", "types.email.blocked[0]", "string"),
         ("unknown_types: {priority: -1}\n", "unknown_types.priority", "greater than or equal to 0"),

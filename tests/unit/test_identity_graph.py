@@ -126,9 +126,9 @@ def test_blocked_values_never_link() -> None:
     # an event with only a blocked value has no profile
     assert graph.add_event("e5", at(4), [call_center]).profile_id is None
     # even when given as keys
-    assert graph.add_keys("e6", at(5), [key("phone:+49301234567"), key("customer_id:C3")]).touched == {
-        "customer_id:C3"
-    }
+    assert graph.add_keys(
+        "e6", at(5), [key("phone:+49301234567"), key("customer_id:C3")]
+    ).touched == {"customer_id:C3"}
 
 
 def test_limit_refuses_a_second_customer_id_and_event_goes_to_its_own_customer() -> None:
@@ -151,8 +151,12 @@ def test_limit_refuses_a_second_customer_id_and_event_goes_to_its_own_customer()
 
 def test_limit_on_emails_per_profile() -> None:
     config = IdentityConfig.model_validate(
-        {"types": {"customer_id": {"priority": 1, "max_per_profile": 1},
-                   "email": {"priority": 2, "max_per_profile": 2}}}
+        {
+            "types": {
+                "customer_id": {"priority": 1, "max_per_profile": 1},
+                "email": {"priority": 2, "max_per_profile": 2},
+            }
+        }
     )
     graph = IdentityGraph(config)
     emails: list[RawIdentifier] = [("email", f"u{i}@example.com") for i in range(4)]
@@ -234,12 +238,17 @@ def test_equal_times_are_ordered_by_event_id_then_keys() -> None:
 def test_event_time_zone_does_not_matter_but_must_be_given() -> None:
     graph = IdentityGraph()
     cet = timezone(timedelta(hours=1))
-    graph.add_event("e1", datetime(2024, 3, 1, 10, 0, tzinfo=cet), [("customer_id", "C1"),
-                                                                    ("email", "a@example.com")])
+    graph.add_event(
+        "e1",
+        datetime(2024, 3, 1, 10, 0, tzinfo=cet),
+        [("customer_id", "C1"), ("email", "a@example.com")],
+    )
     record = graph.record("customer_id:C1")
     assert record == {"edges": {"email:a@example.com": ["2024-03-01T09:00:00+00:00", "e1"]}}
     with pytest.raises(ValueError, match="timezone-aware"):
         graph.add_event("e2", datetime(2024, 3, 1, 10, 0), [("customer_id", "C1")])
+    with pytest.raises(ValueError, match="identifier key"):
+        graph.add_keys("e3", at(0), [key("no-colon")])
 
 
 def test_state_round_trip_through_json() -> None:
@@ -261,7 +270,7 @@ def test_records_are_per_identifier_and_tolerate_half_written_pairs() -> None:
     records = {k: graph.record(k) for k in change.touched}
     assert set(records) == {"customer_id:C1", "email:a@example.com"}
     # only one side of the pair was written before a crash
-    only_one = {"customer_id:C1": records["customer_id:C1"]}
+    only_one = {"customer_id:C1": records[key("customer_id:C1")]}
     restored = IdentityGraph.from_records(only_one)  # type: ignore[arg-type]
     assert restored.snapshot() == graph.snapshot()
     # the two sides disagree: the earlier evidence wins
@@ -285,7 +294,7 @@ def test_records_are_per_identifier_and_tolerate_half_written_pairs() -> None:
 )
 def test_malformed_records_are_refused(record: object) -> None:
     with pytest.raises(ValueError):
-        IdentityGraph.from_records({"customer_id:C1": record})  # type: ignore[dict-item]
+        IdentityGraph.from_records({"customer_id:C1": record})  # type: ignore[arg-type]
 
 
 def test_newly_blocked_value_stops_linking_after_reload() -> None:
@@ -348,15 +357,66 @@ def test_changes_replayed_reproduce_the_snapshot() -> None:
 
 def test_long_chain_of_late_events_stays_consistent() -> None:
     graph, ordered = IdentityGraph(), IdentityGraph()
-    events = [
+    events: list[tuple[str, datetime, list[RawIdentifier]]] = [
         (f"e{i:04d}", at(i), [("anonymous_id", f"a{i}"), ("anonymous_id", f"a{i + 1}")])
         for i in range(300)
     ]
     for event_id, time, identifiers in reversed(events):
-        graph.add_event(event_id, time, identifiers)  # type: ignore[arg-type]
+        graph.add_event(event_id, time, identifiers)
     for event_id, time, identifiers in events:
-        ordered.add_event(event_id, time, identifiers)  # type: ignore[arg-type]
+        ordered.add_event(event_id, time, identifiers)
     assert graph.snapshot() == ordered.snapshot()
     # anonymous_id limit 50: the chain is cut into clusters of 50, in time order
     sizes = sorted(len(graph.members(p)) for p in graph.profile_ids())
     assert sizes == [1] + [50] * 6
+
+
+def test_worked_example_of_the_docs() -> None:
+    """docs/identity.md, section 4: same ids, same changes, same final state in any order."""
+    cest = timezone(timedelta(hours=2))
+
+    def t(hour: int, minute: int) -> datetime:
+        return datetime(2024, 5, 6, hour, minute, tzinfo=cest)
+
+    events: list[tuple[str, datetime, list[RawIdentifier]]] = [
+        ("e1", t(10, 0), [("anonymous_id", "A-7F3"), ("email", " Anna.Schmidt@Example.com ")]),
+        (
+            "e2",
+            t(10, 5),
+            [
+                ("phone", "+49 30 1234567"),
+                ("phone", "0170 1234501"),
+                ("email", "anna.schmidt@example.com"),
+            ],
+        ),
+        ("e3", t(10, 10), [("customer_id", "C-1001"), ("email", "ANNA.SCHMIDT@example.com")]),
+        ("e4", t(10, 20), [("customer_id", "C-2002"), ("phone", "+491701234501")]),
+        ("e0", t(9, 0), [("customer_id", "C-2002"), ("anonymous_id", "a-7f3")]),
+    ]
+    anna = ProfileId("p-f086f843169e73b163d5")
+    c1001 = ProfileId("p-33a8812638b6c72b0b77")
+    c2002 = ProfileId("p-cd70ab6eb02ca43ef4df")
+    graph = IdentityGraph()
+    changes = [graph.add_event(*event) for event in events]
+    assert changes[0].profile_id == anna == pid("email:anna.schmidt@example.com")
+    assert changes[1].assignments == {"phone:+491701234501": anna}
+    assert changes[2].merges == (Merge(c1001, (anna,), "e3"),)
+    assert changes[3].profile_id == c2002
+    assert changes[4].splits == (Split(c1001, (c1001, c2002), "e0"),)
+    assert changes[4].assignments == {
+        "anonymous_id:a-7f3": c2002,
+        "email:anna.schmidt@example.com": c2002,
+        "phone:+491701234501": c2002,
+    }
+    final = {
+        "anonymous_id:a-7f3": c2002,
+        "customer_id:C-1001": c1001,
+        "customer_id:C-2002": c2002,
+        "email:anna.schmidt@example.com": c2002,
+        "phone:+491701234501": c2002,
+    }
+    assert graph.snapshot() == final
+    in_time_order = IdentityGraph()
+    for event in sorted(events, key=lambda e: e[1]):
+        in_time_order.add_event(*event)
+    assert in_time_order.snapshot() == final

@@ -14,8 +14,10 @@ import hashlib
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import combinations
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -108,10 +110,11 @@ def events(draw: st.DrawFn) -> list[Event]:
     return result
 
 
-def deliveries(draw: st.DrawFn, batch: list[Event]) -> list[Event]:
+def deliveries(draw: Callable[[st.SearchStrategy[Any]], Any], batch: list[Event]) -> list[Event]:
     """The batch shuffled, with some events delivered several times."""
-    extra = draw(st.lists(st.sampled_from(batch), max_size=len(batch)))
-    return draw(st.permutations(batch + extra))
+    extra: list[Event] = draw(st.lists(st.sampled_from(batch), max_size=len(batch)))
+    shuffled: list[Event] = draw(st.permutations(batch + extra))
+    return shuffled
 
 
 # --------------------------------------------------------------------------- reference
@@ -125,10 +128,10 @@ def reference_snapshot(batch: list[Event], config: IdentityConfig) -> dict[str, 
         keys = usable_identifiers(identifiers, config)
         nodes.update(keys)
         evidence = (time.astimezone(UTC), event_id)
-        for a, b in combinations(sorted(keys), 2):
-            if (a, b) not in first or evidence < first[(a, b)]:
-                first[(a, b)] = evidence
-    clusters: dict[str, frozenset[str]] = {node: frozenset([node]) for node in nodes}
+        for pair in combinations(sorted(keys), 2):
+            if pair not in first or evidence < first[pair]:
+                first[pair] = evidence
+    clusters = {node: frozenset([node]) for node in nodes}
     for a, b in sorted(first, key=lambda pair: (first[pair], pair)):
         if clusters[a] is clusters[b]:
             continue
@@ -151,7 +154,9 @@ def all_candidate_ids(batch: list[Event], config: IdentityConfig) -> list[str]:
     return ["p-" + hashlib.sha256(key.encode()).hexdigest()[:20] for key in sorted(keys)]
 
 
-def run(events_in_order: list[Event], config: IdentityConfig) -> tuple[IdentityGraph, dict[IdentifierKey, ProfileId], list[GraphChange]]:
+def run(
+    events_in_order: list[Event], config: IdentityConfig
+) -> tuple[IdentityGraph, dict[IdentifierKey, ProfileId], list[GraphChange]]:
     graph = IdentityGraph(config)
     replay: dict[IdentifierKey, ProfileId] = {}
     changes = []
@@ -172,7 +177,7 @@ def run(events_in_order: list[Event], config: IdentityConfig) -> tuple[IdentityG
 def check_invariants(graph: IdentityGraph, config: IdentityConfig) -> None:
     snapshot = graph.snapshot()
     assert not any(config.is_blocked(key) for key in snapshot)
-    by_profile: dict[str, list[str]] = {}
+    by_profile: dict[ProfileId, list[IdentifierKey]] = {}
     for key, profile in snapshot.items():
         by_profile.setdefault(profile, []).append(key)
     assert sorted(by_profile) == graph.profile_ids()
@@ -212,8 +217,10 @@ def test_any_order_and_duplicates_give_the_same_state(
     assert dict(sorted(replay_b.items())) == expected
     # alias resolution is a function of the final state
     for candidate in all_candidate_ids(batch, config):
-        assert in_order.resolve(candidate) == shuffled.resolve(candidate) == expected.get(
-            next(k for k in expected if _cid(k) == candidate)
+        assert (
+            in_order.resolve(candidate)
+            == shuffled.resolve(candidate)
+            == expected.get(next(k for k in expected if _cid(k) == candidate))
         )
     check_invariants(shuffled, config)
     # the primary identifier decides the event's profile

@@ -1,0 +1,165 @@
+"""The identity stream processor: observations in, assignments, members and merges out.
+
+Runs on the single partition of ``{ns}.identity.observations`` so one
+:class:`~cdp.identity.graph.IdentityGraph` sees every identifier. Its evidence
+is kept in the Faust table ``identity-graph`` (one record per identifier key,
+changelog-backed). For every observation it
+
+* stores the records the graph touched,
+* sends the new assignment of every identifier whose profile changed to
+  ``identity.assignments`` (keyed by identifier key, so it lands on the same
+  partition as that identifier's canonical events),
+* sends the authoritative member list of every affected profile to
+  ``profile.facts`` (keyed by profile id; empty list = id no longer current),
+* sends merges to ``identity.merges``, and
+* writes the identifier index and aliases to Redis (version = input offset).
+
+On recovery (start, restart, rebalance) it re-publishes every assignment, member
+list and index entry: whatever a crash lost between a table write and an output
+is repaired, and everything downstream is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+
+from cdp.identity.clustering import ProfileId, candidate_id
+from cdp.identity.config import IdentityConfig
+from cdp.identity.graph import GraphChange, IdentityGraph
+from cdp.identity.identifiers import IdentifierKey
+from cdp.messages import Assignment, MembersSet, Observation, dumps
+from cdp.serve.store import ReadModelStore
+from cdp.serve.writes import AliasSet, IdentifierLink, Write
+from cdp.streams import as_current_event, json_table, raw_topic
+from cdp.topics import Topics
+
+log = logging.getLogger(__name__)
+
+OFFSET_KEY = "__offset__"
+"""Table entry holding the last processed observation offset (version of re-publishes)."""
+
+
+class IdentityState:
+    """The graph plus what was last published per identifier (to find old profiles)."""
+
+    def __init__(self, config: IdentityConfig) -> None:
+        self.config = config
+        self.graph = IdentityGraph(config)
+        self.published: dict[IdentifierKey, ProfileId] = {}
+
+    def restore(self, records: Iterable[tuple[str, Any]]) -> None:
+        """Rebuild from the table's records."""
+        self.graph = IdentityGraph.from_records(
+            ((_text(key), record) for key, record in records if _text(key) != OFFSET_KEY),
+            self.config,
+        )
+        self.published = dict(self.graph.snapshot())
+
+    def apply(self, observation: Observation) -> tuple[GraphChange, set[ProfileId]]:
+        """Add one observation; return the change and every affected profile id."""
+        change = self.graph.add_keys(
+            observation.event_id,
+            observation.event_time,
+            (IdentifierKey(key) for key in observation.keys),
+        )
+        affected: set[ProfileId] = set()
+        for key, profile_id in change.assignments.items():
+            old = self.published.get(key)
+            if old is not None:
+                affected.add(old)
+            affected.add(profile_id)
+            self.published[key] = profile_id
+        return change, affected
+
+
+def identity_writes(key: str, profile_id: str, version: int) -> list[Write]:
+    """Redis writes for one assignment: the index entry and the identifier's alias."""
+    writes: list[Write] = [IdentifierLink(key, profile_id, version)]
+    alias = candidate_id(key)
+    if alias != profile_id:
+        writes.append(AliasSet(alias, profile_id, version))
+    return writes
+
+
+def register_identity(
+    app: faust.App, topics: Topics, config: IdentityConfig, store: ReadModelStore
+) -> Any:
+    """Attach the identity agent and its table to ``app``; return the agent."""
+    source = raw_topic(app, topics.observations, partitions=1)
+    assignments = raw_topic(app, topics.assignments)
+    facts = raw_topic(app, topics.facts)
+    merges = raw_topic(app, topics.merges)
+    table = json_table(app, "identity-graph", partitions=1)
+    state = IdentityState(config)
+
+    async def publish(keys: Iterable[str], profiles: Iterable[str], version: int) -> None:
+        writes: list[Write] = []
+        for key in keys:
+            current = state.graph.profile_of(key)
+            if current is None:
+                continue
+            await assignments.send(key=key.encode(), value=Assignment(current, version).to_bytes())
+            writes += identity_writes(key, current, version)
+        for profile in profiles:
+            members = state.graph.members(profile)
+            await facts.send(key=profile.encode(), value=MembersSet(members, version).to_bytes())
+        if writes:
+            store.apply(writes)
+
+    @table.on_recover  # type: ignore[untyped-decorator]
+    async def republish() -> None:
+        state.restore(table.items())
+        version = int(table.get(OFFSET_KEY.encode()) or 0)
+        snapshot = state.graph.snapshot()
+        current = set(snapshot.values())
+        gone = {candidate_id(key) for key in snapshot} - current
+        log.info(
+            "identity: restored %d identifiers in %d profiles; re-publishing",
+            len(snapshot),
+            len(current),
+        )
+        await publish(snapshot, sorted(current | gone), version)
+
+    async def identity(stream: Any) -> None:
+        async for batch in stream.take_events(1000, within=0.05):
+            writes: list[Write] = []
+            for event in batch:
+                version = event.message.offset
+                as_current_event(event)
+                change, affected = state.apply(Observation.parse(event.message.value))
+                for key in change.touched:
+                    table[key.encode()] = state.graph.record(key)
+                for key, profile_id in change.assignments.items():
+                    await assignments.send(
+                        key=key.encode(), value=Assignment(profile_id, version).to_bytes()
+                    )
+                    writes += identity_writes(key, profile_id, version)
+                for profile_id in sorted(affected):
+                    await facts.send(
+                        key=profile_id.encode(),
+                        value=MembersSet(state.graph.members(profile_id), version).to_bytes(),
+                    )
+                for merge in change.merges:
+                    await merges.send(
+                        key=merge.survivor.encode(),
+                        value=dumps(
+                            {
+                                "survivor": merge.survivor,
+                                "absorbed": list(merge.absorbed),
+                                "event_id": merge.event_id,
+                            }
+                        ),
+                    )
+                table[OFFSET_KEY.encode()] = version
+            if writes:
+                store.apply(writes)
+
+    return app.agent(source, name=f"{topics.namespace}.identity", concurrency=1)(identity)
+
+
+def _text(key: bytes | str) -> str:
+    return key.decode() if isinstance(key, bytes) else key

@@ -1,0 +1,117 @@
+"""JSON messages on the internal topics between the stages (see ``docs/topics.md``).
+
+Compact JSON (short field names) because every event crosses these topics.
+Each message type has one ``to_bytes`` and one ``parse`` so producer and
+consumer cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
+
+
+def dumps(value: Any) -> bytes:
+    """Canonical compact JSON bytes (sorted keys)."""
+    return _dumps(value).encode()
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The usable identifier keys one event carried (``identity.observations``)."""
+
+    event_id: str
+    event_time: datetime
+    keys: tuple[str, ...]
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"e": self.event_id, "t": self.event_time.isoformat(), "k": list(self.keys)})
+
+    @classmethod
+    def parse(cls, data: bytes) -> Observation:
+        """Deserialise."""
+        raw = json.loads(data)
+        return cls(raw["e"], datetime.fromisoformat(raw["t"]), tuple(raw["k"]))
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Identifier key -> profile id, as decided by the identity stage (``identity.assignments``).
+
+    The key of the Kafka record is the identifier key; ``version`` is the
+    offset of the observation that produced it.
+    """
+
+    profile_id: str
+    version: int
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"p": self.profile_id, "v": self.version})
+
+    @classmethod
+    def parse(cls, data: bytes) -> Assignment:
+        """Deserialise."""
+        raw = json.loads(data)
+        return cls(raw["p"], int(raw["v"]))
+
+
+@dataclass(frozen=True)
+class FactsAdded:
+    """Facts of one member identifier for a profile (``profile.facts``, keyed by profile id)."""
+
+    member: str
+    facts: Mapping[str, Any]
+    """event id -> fact (JSON form)."""
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"op": "add", "m": self.member, "f": dict(self.facts)})
+
+
+@dataclass(frozen=True)
+class MemberReleased:
+    """A member identifier left the profile; drop its facts (``profile.facts``)."""
+
+    member: str
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"op": "release", "m": self.member})
+
+
+@dataclass(frozen=True)
+class MembersSet:
+    """The authoritative member list of a profile, from the identity stage (``profile.facts``).
+
+    An empty list means the profile id is no longer current (merged away).
+    """
+
+    members: Sequence[str]
+    version: int
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"op": "members", "m": list(self.members), "v": self.version})
+
+
+FactsMessage = FactsAdded | MemberReleased | MembersSet
+
+
+def parse_facts_message(data: bytes) -> FactsMessage:
+    """Deserialise a ``profile.facts`` message."""
+    raw = json.loads(data)
+    op = raw["op"]
+    if op == "add":
+        return FactsAdded(raw["m"], raw["f"])
+    if op == "release":
+        return MemberReleased(raw["m"])
+    if op == "members":
+        return MembersSet(tuple(raw["m"]), int(raw["v"]))
+    raise ValueError(f"unknown profile.facts op {op!r}")
