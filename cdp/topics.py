@@ -192,7 +192,6 @@ SINGLE = "single"
 PARTITIONED = "partitioned"
 TABLES: dict[str, str] = {
     "identity-graph": SINGLE,
-    "identity-emitted": SINGLE,
     "facts-by-identifier": PARTITIONED,
     "assignment-by-identifier": PARTITIONED,
     "profile-members": PARTITIONED,

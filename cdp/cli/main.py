@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from cdp.cli import demo, schemas, stack, topics, worker
+from cdp.cli import demo, rebuild, schemas, stack, topics, worker
 from cdp.errors import CdpError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(schemas.app, name="schemas")
 app.command("worker")(worker.worker)
+app.command("rebuild")(rebuild.rebuild)
 app.command("demo")(demo.demo)
 app.add_typer(demo.sample_app, name="sample")
 

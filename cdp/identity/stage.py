@@ -77,12 +77,16 @@ class IdentityState:
 
 
 def identity_writes(key: str, profile_id: str, version: int) -> list[Write]:
-    """Redis writes for one assignment: the index entry and the identifier's alias."""
-    writes: list[Write] = [IdentifierLink(key, profile_id, version)]
-    alias = candidate_id(key)
-    if alias != profile_id:
-        writes.append(AliasSet(alias, profile_id, version))
-    return writes
+    """Redis writes for one assignment: the index entry and the identifier's alias.
+
+    The alias ``candidate_id(key) -> profile_id`` is written even when the two are
+    equal (a self-alias, which readers treat as "current"), so the alias set is a
+    function of the final assignments: a rebuild from Kafka writes the same set.
+    """
+    return [
+        IdentifierLink(key, profile_id, version),
+        AliasSet(candidate_id(key), profile_id, version),
+    ]
 
 
 def register_identity(

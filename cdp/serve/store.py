@@ -299,7 +299,7 @@ class ReadModelStore:
                 pipe.hget(keys.alias(self.namespace, current), "to")
                 pipe.hget(keys.profile(self.namespace, current), "doc")
                 target, doc = pipe.execute()
-            if target is None:
+            if target is None or _text(target) == current:  # a self-alias: the id is current
                 return current, _bytes(doc)
             current = _text(target)
             if current in seen:

@@ -110,8 +110,8 @@ class AliasSet:
         _check_id("alias_id", self.alias_id)
         _check_id("profile_id", self.profile_id)
         _check_int("version", self.version)
-        if self.alias_id == self.profile_id:
-            raise ValueError("an alias cannot point at itself")
+        # alias_id == profile_id is allowed: a self-alias says "this id is current"
+        # (readers stop there), so the alias set is a function of the assignments.
 
 
 Write = ProfileUpsert | ProfileDelete | IdentifierLink | IdentifierUnlink | AliasSet

@@ -7,17 +7,20 @@ import random
 import pytest
 
 from cdp.contracts.codec import AvroCodec
-from cdp.contracts.events import decode_canonical, encode_canonical, encode_event, partition_key
+from cdp.contracts.events import decode_canonical, encode_canonical, encode_event
 from cdp.contracts.examples import example_events
 from cdp.contracts.registry import LocalSchemaRegistry
 from cdp.deadletter import DeadLetter, SourceRecord
 from cdp.errors import ReasonCode
+from cdp.identity.config import default_identity_config
+from cdp.identity.identifiers import primary_identifier, usable_identifiers
 from cdp.ingest import Accepted, IngestStage
 from cdp.samples import broken_records
 from cdp.settings import load_settings
 from cdp.topics import Topics
 
 TOPICS = Topics("unit")
+IDENTITY = default_identity_config()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,10 @@ def test_every_event_type_is_accepted_and_keyed(stage: IngestStage, codec: AvroC
     for event in example_events():
         result = stage.process(_record(TOPICS.channel(event.channel), encode_event(codec, event)))
         assert isinstance(result, Accepted), result
-        assert result.key == partition_key(event)
+        keys = usable_identifiers(((i.type, i.value) for i in event.identifiers), IDENTITY)
+        assert result.key == primary_identifier(keys, IDENTITY).encode()  # type: ignore[union-attr]
+        assert result.observation.keys == tuple(keys)
+        assert result.observation.event_id == event.event_id
         assert decode_canonical(codec, result.value) == event
 
 
@@ -100,3 +106,20 @@ def test_details_never_carry_the_values(stage: IngestStage, codec: AvroCodec) ->
     assert result.reason is ReasonCode.VALIDATION_FAILED
     assert "secret" not in result.detail
     assert "identifiers" in result.detail
+
+
+def test_event_with_only_blocked_identifiers_is_dead_lettered(
+    stage: IngestStage, codec: AvroCodec
+) -> None:
+    from cdp.contracts import events as ev
+    from cdp.contracts.events import Identifier
+    from cdp.samples import SHARED_PHONE_NUMBERS
+
+    call = ev.Call(
+        source="callcenter",
+        identifiers=[Identifier.phone(SHARED_PHONE_NUMBERS[0])],
+        payload=ev.CallPayload(call_id="c1", direction="inbound", duration_s=30),
+    )
+    result = stage.process(_record(TOPICS.channel("callcenter"), encode_event(codec, call)))
+    assert isinstance(result, DeadLetter)
+    assert result.reason is ReasonCode.NO_USABLE_IDENTIFIER

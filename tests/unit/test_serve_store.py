@@ -137,6 +137,15 @@ def test_alias_cycle_and_overlong_chain(client: fakeredis.FakeRedis, store: Read
     assert store.get_profile("p-chain20") == b"end"  # 20 hops is fine
 
 
+def test_self_alias_means_current(client: fakeredis.FakeRedis, store: ReadModelStore) -> None:
+    seed_profile(client, "p-self", 1, b"doc")
+    seed_alias(client, "p-self", "p-self", 1)
+    assert store.get_profile("p-self") == b"doc"
+    assert store.resolve("p-self") == "p-self"
+    seed_alias(client, "p-old", "p-self", 1)
+    assert store.get_profile("p-old") == b"doc"
+
+
 def test_lookup(client: fakeredis.FakeRedis, store: ReadModelStore) -> None:
     seed_identifier(client, "email:anna@example.com", "p-1", 3)
     seed_identifier(client, "email:gone@example.com", None, 4)

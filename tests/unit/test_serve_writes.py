@@ -46,7 +46,7 @@ def test_valid_writes() -> None:
         lambda: IdentifierLink("", "p-1", 1),
         lambda: IdentifierLink("email:a", "", 1),
         lambda: IdentifierUnlink("email:a", -1),
-        lambda: AliasSet("p-1", "p-1", 1),
+        lambda: AliasSet("", "p-1", 1),
         lambda: AliasSet("p-1", "", 1),
     ],
 )

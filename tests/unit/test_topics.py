@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 from cdp.settings import load_settings
-from cdp.topics import Channel, Cleanup, Topics, declared_topics
+from cdp.topics import TABLES, Channel, Cleanup, Topics, declared_topics
 
 
 def test_every_topic_has_explicit_partitions_and_policy() -> None:
     specs = declared_topics(load_settings(namespace="acme", partitions=6))
     names = [spec.name for spec in specs]
     assert len(names) == len(set(names))
-    assert all(name.startswith("acme.") for name in names)
-    assert all(spec.partitions == 6 for spec in specs)
+    assert all(name.startswith(("acme.", "acme-worker-")) for name in names)
+    single = {Topics("acme").observations, Topics("acme").changelog("identity-graph")}
+    assert all(spec.partitions == (1 if spec.name in single else 6) for spec in specs)
     assert all(
         spec.broker_config()["cleanup.policy"] in {c.value for c in Cleanup} for spec in specs
     )
     topics = Topics("acme")
     assert set(topics.channels) | {topics.canonical, topics.deadletter} <= set(names)
+    compacted = {spec.name for spec in specs if spec.cleanup is Cleanup.COMPACT}
+    assert {topics.assignments, topics.profiles} <= compacted
+    assert all(topics.changelog(table) in compacted for table in TABLES)
 
 
 def test_channel_of_topic() -> None:
