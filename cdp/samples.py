@@ -37,8 +37,8 @@ from cdp.topics import Channel, Topics
 STAGES = ("need", "search", "choice", "purchase", "usage", "recommendation")
 """The journey stages, in order (DESIGN.md)."""
 
-SHARED_PHONE_NUMBERS = ("+49 30 1234567", "+49 800 1234567")
-"""Call-center switchboard numbers many callers share; identity config blocks them."""
+SHARED_PHONE_NUMBERS = ("+49 30 1234567", "+49 30 12345678")
+"""Call-center switchboard numbers many callers share; the default identity config blocks them."""
 
 _FIRST = (
     "Anna",
@@ -227,7 +227,7 @@ def _customer(rng: random.Random, index: int) -> Customer:
         email=f"{first.lower()}.{last.lower()}.{index}@{rng.choice(_DOMAINS)}"
         if known_email
         else None,
-        phone=f"+49 {rng.randint(151, 179)} {rng.randint(1000000, 9999999)}"
+        phone=f"+49 {rng.randint(151, 179)} {rng.randint(2000000, 9999999)}"
         if depth >= 2 and rng.random() < 0.7
         else None,
         customer_id=f"C-{100000 + index}" if depth >= 3 else None,

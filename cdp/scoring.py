@@ -57,17 +57,17 @@ def expected_profiles(dataset: Dataset, config: IdentityConfig) -> Expected:
             parent.setdefault(key, key)
         for key in keys[1:]:
             parent[find(key)] = find(keys[0])
-        primary = primary_identifier(keys, config)
-        if primary is not None:
-            primaries[event.event_id] = primary
+        strongest = primary_identifier(keys, config)
+        if strongest is not None:
+            primaries[event.event_id] = strongest
     groups: dict[str, set[str]] = defaultdict(set)
-    for key in parent:
-        groups[find(key)].add(key)
+    for member in parent:
+        groups[find(member)].add(member)
     clusters = sorted((frozenset(g) for g in groups.values()), key=lambda c: min(c))
     index = {key: i for i, cluster in enumerate(clusters) for key in cluster}
     expected = Expected(clusters=clusters, owner=owner)
-    for primary in primaries.values():
-        expected.events_per_cluster[index[primary]] += 1
+    for event_primary in primaries.values():
+        expected.events_per_cluster[index[event_primary]] += 1
     return expected
 
 

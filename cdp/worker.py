@@ -37,6 +37,8 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
+        broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s
+        broker_heartbeat_interval=2.0,
         producer_acks=-1,
         web_enabled=False,
         table_standby_replicas=0,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 import time
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import typer
 
+from cdp.serve.store import ReadModelStore
 from cdp.settings import Settings, get_settings
 
 sample_app = typer.Typer(help="Sample events from all four channels.", no_args_is_help=True)
@@ -93,24 +95,26 @@ def demo(
     settings = get_settings()
     topics = Topics(settings.namespace)
 
-    _step("1/5 starting the local stack (Kafka broker + Redis)")
+    _step("1/6 starting the local stack (Kafka broker + Redis)")
     LocalStack(settings).up(progress=lambda line: typer.echo(f"    {line}"))
 
-    _step("2/5 creating topics")
+    _step("2/6 creating topics")
     created = ensure_topics(settings)
     typer.echo(f"    {len(created)} created, the others existed")
 
-    _step("3/5 starting the worker")
+    _step("3/6 starting the worker")
     log_path = settings.state_dir / "worker.log"
     worker = WorkerProcess(settings_env(settings), log_path).start()
     typer.echo(f"    worker pid {worker.proc.pid if worker.proc else '?'}, log {log_path}")
     try:
         mark = TopicMark.take(settings, [topics.canonical, topics.deadletter])
 
-        _step(f"4/5 sending {events} sample events from four channels and {broken} broken records")
+        store = ReadModelStore.from_settings(settings)
+        events_before = _events_in_profiles(store)
+        _step(f"4/6 sending {events} sample events from four channels and {broken} broken records")
         _send_samples(settings, events, broken, seed)
 
-        _step("5/5 waiting until every record came out of the pipeline")
+        _step("5/6 waiting until every record came out of ingest")
         codec = AvroCodec(registry_from_settings(settings))
         outcomes = collect_outcomes(
             settings, codec, mark, events + broken, timeout=timeout, progress=_progress("done")
@@ -118,6 +122,17 @@ def demo(
         if not worker.running:
             typer.secho(f"worker died:\n{worker.log_tail()}", fg="red", err=True)
             raise typer.Exit(1)
+        _step("6/6 waiting until every accepted event is in a unified profile (Redis)")
+        target = events_before + len(outcomes.accepted)
+        report = _progress("in profiles")
+        deadline = time.monotonic() + timeout
+        while (done := _events_in_profiles(store) - events_before) < len(outcomes.accepted):
+            report(max(done, 0), len(outcomes.accepted))
+            if time.monotonic() > deadline or not worker.running:
+                typer.secho(f"profiles incomplete; see {log_path}", fg="red", err=True)
+                raise typer.Exit(1)
+            time.sleep(0.5)
+        report(target - events_before, len(outcomes.accepted))
     finally:
         worker.stop()
 
@@ -141,3 +156,45 @@ def demo(
     typer.echo(
         f"\nThe stack keeps running: `cdp stack status`, `cdp stack down`. Worker log: {log_path}"
     )
+
+
+def _events_in_profiles(store: ReadModelStore) -> int:
+    """Events folded into the profiles of the namespace so far."""
+    return sum(
+        json.loads(entry["document"])["event_count"] for entry in store.dump()["profiles"].values()
+    )
+
+
+def _print_profiles(store: ReadModelStore, count: int = 3) -> None:
+    """Show the most complete unified profiles: identifiers, traits with sources, activity."""
+    documents = [json.loads(entry["document"]) for entry in store.dump()["profiles"].values()]
+    documents.sort(key=lambda d: (-len(d["sources"]), -d["event_count"], d["profile_id"]))
+    typer.echo("")
+    typer.secho(
+        f"Unified profiles: {len(documents)} in Redis; the {count} with the most sources:",
+        bold=True,
+    )
+    for doc in documents[:count]:
+        computed = doc["computed"]
+        typer.secho(f"\n  {doc['profile_id']}  ({doc['event_count']} events)", fg="green")
+        typer.echo(f"    sources      {', '.join(doc['sources'])}")
+        typer.echo(f"    identifiers  {', '.join(doc['identifiers'])}")
+        for name, trait in sorted(doc["traits"].items()):
+            typer.echo(
+                f"    {name:<12} {trait['value']}  (from {trait['source']}, {trait['rule']})"
+            )
+        by_channel = ", ".join(f"{k} {v}" for k, v in sorted(computed["events_by_channel"].items()))
+        typer.echo(f"    events       {by_channel}")
+        revenue = ", ".join(f"{v} {k}" for k, v in computed["revenue"].items()) or "-"
+        typer.echo(f"    orders       {computed['order_count']} (revenue {revenue})")
+        typer.echo(
+            f"    service      {computed['tickets_total']} tickets,"
+            f" {len(computed['open_tickets'])} open,"
+            f" satisfaction {computed['avg_satisfaction'] or '-'}"
+        )
+        consents = [
+            f"{purpose}:{'yes' if decision['granted'] else 'no'}"
+            for purpose, scopes in sorted(doc["consent"].items())
+            for decision in scopes.values()
+        ]
+        typer.echo(f"    consent      {', '.join(consents) or '-'}")

@@ -1,0 +1,73 @@
+"""Internal messages between the stages, and the pure parts of the stages."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+from cdp.identity.config import default_identity_config
+from cdp.identity.stage import IdentityState, identity_writes
+from cdp.messages import (
+    Assignment,
+    FactsAdded,
+    MemberReleased,
+    MembersSet,
+    Observation,
+    parse_facts_message,
+)
+from cdp.profile.stage import _apply, change_record
+from cdp.serve.rebuild import _document
+from cdp.serve.writes import AliasSet, IdentifierLink
+
+
+def test_messages_round_trip() -> None:
+    when = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    observation = Observation("e1", when, ("email:a@example.com", "phone:+4915112345678"))
+    assert Observation.parse(observation.to_bytes()) == observation
+    assert Assignment.parse(Assignment("p-1", 7).to_bytes()) == Assignment("p-1", 7)
+    added = FactsAdded("email:a@example.com", {"e1": {"id": "e1"}})
+    assert parse_facts_message(added.to_bytes()) == added
+    assert parse_facts_message(MemberReleased("k").to_bytes()) == MemberReleased("k")
+    assert parse_facts_message(MembersSet(("a", "b"), 3).to_bytes()) == MembersSet(("a", "b"), 3)
+
+
+def test_change_record_frames_the_document_bytes_unchanged() -> None:
+    document = b'{"event_count":2,"profile_id":"p-1","traits":{"v":{"value":",\\"v\\":"}}}'
+    record = change_record(42, document)
+    assert json.loads(record)["v"] == 42
+    assert _document(record) == document
+
+
+def _state() -> dict[str, Any]:
+    return {"m": None, "v": 0, "f": defaultdict(dict)}
+
+
+def test_member_lists_filter_but_never_drop_facts() -> None:
+    state = _state()
+    _apply(state, FactsAdded("k1", {"e1": {"id": "e1"}}))
+    _apply(state, MembersSet(("k2",), 1))  # an older list without k1 (replayed)
+    assert state["f"]["k1"] == {"e1": {"id": "e1"}}  # kept: nobody would send it again
+    _apply(state, MembersSet(("k1", "k2"), 2))
+    assert state["m"] == ["k1", "k2"]
+    _apply(state, MemberReleased("k1"))
+    assert "k1" not in state["f"]
+
+
+def test_identity_state_reports_old_and_new_profiles() -> None:
+    state = IdentityState(default_identity_config())
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    _change, first = state.apply(Observation("e1", when, ("anonymous_id:a1",)))
+    _change, second = state.apply(Observation("e2", when, ("email:x@example.com",)))
+    change, affected = state.apply(
+        Observation("e3", when, ("anonymous_id:a1", "email:x@example.com"))
+    )
+    assert change.assignments  # the anonymous visitor joined the email's profile
+    assert first | second <= affected  # both old ids get a new member list
+
+
+def test_identity_writes_always_carry_the_alias() -> None:
+    writes = identity_writes("email:x@example.com", "p-1", 5)
+    assert writes[0] == IdentifierLink("email:x@example.com", "p-1", 5)
+    assert isinstance(writes[1], AliasSet) and writes[1].profile_id == "p-1"
