@@ -25,23 +25,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import phonenumbers
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from cdp.errors import ConfigError
+from cdp.config_files import read_yaml, validate_config
 from cdp.identity.identifiers import (
     BUILTIN_RULES,
     DEFAULT_RULE,
@@ -211,30 +208,9 @@ class _Tables:
     blocked: frozenset[str] = frozenset()
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-def _describe(exc: ValidationError) -> str:
-    problems = []
-    for err in exc.errors():
-        loc = _format_loc(tuple(err["loc"]))
-        message = err["msg"].removeprefix("Value error, ")
-        problems.append(f"{loc}: {message}" if loc else message)
-    return "; ".join(problems)
-
-
 def parse_identity_config(data: Any, source: str = "<identity config>") -> IdentityConfig:
     """Validate already-parsed YAML/JSON data; :class:`ConfigError` names source and field."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        return IdentityConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    return validate_config(IdentityConfig, data, source)
 
 
 def load_identity_config(path: str | Path | None = None) -> IdentityConfig:
@@ -243,23 +219,7 @@ def load_identity_config(path: str | Path | None = None) -> IdentityConfig:
     Raises :class:`~cdp.errors.ConfigError` whose message names the file, the
     field path (``types.email.max_per_profile``) and the problem.
     """
-    if path is None:
-        resource = resources.files(__package__).joinpath(DEFAULT_CONFIG_RESOURCE)
-        source = str(resource)
-        try:
-            text = resource.read_text(encoding="utf-8")
-        except OSError as exc:  # pragma: no cover - broken installation
-            raise ConfigError(f"{source}: cannot read: {exc}") from None
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    data, source = read_yaml(path, __package__ or "", DEFAULT_CONFIG_RESOURCE)
     return parse_identity_config(data, source)
 
 

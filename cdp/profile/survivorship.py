@@ -32,28 +32,24 @@ from (source, channel, event time, event id) and the rule that chose it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
     StringConstraints,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
+from cdp.config_files import read_yaml, validate_config
 from cdp.contracts.events import NAME_PATTERN
-from cdp.errors import ConfigError
 from cdp.profile.facts import Fact, merge_fact_sets, sort_facts
 from cdp.topics import Channel
 
@@ -245,39 +241,11 @@ def resolve_sorted(facts: Sequence[Fact], config: TraitConfig) -> dict[str, Trai
 # --------------------------------------------------------------------------- loading
 
 
-def _format_loc(loc: Sequence[int | str]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path
-
-
-_SUB_LOCATION = re.compile(r"^(\[\d+\]|[a-z_]+): (.*)$", re.DOTALL)
-
-
-def _describe(exc: ValidationError) -> str:
-    problems: list[str] = []
-    for error in exc.errors(include_url=False):
-        loc = _format_loc(tuple(error["loc"]))
-        message = error["msg"].removeprefix("Value error, ")
-        sub = _SUB_LOCATION.match(message)
-        if sub:  # our validators prefix a sub-location: "[2]: ..." or "sources: ..."
-            head, message = sub.group(1), sub.group(2)
-            loc = f"{loc}{head}" if head.startswith("[") else (f"{loc}.{head}" if loc else head)
-        problems.append(f"{loc}: {message}" if loc else message)
-    return "; ".join(problems)
-
-
 def parse_trait_config(data: Any, source: str = "<trait config>") -> TraitConfig:
     """Validate already-parsed YAML/JSON data; :class:`ConfigError` names source and field."""
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a mapping at the top level")
-    try:
-        return TraitConfig.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    return validate_config(TraitConfig, data, source)
 
 
 def load_trait_config(path: str | Path | None = None) -> TraitConfig:
@@ -286,23 +254,7 @@ def load_trait_config(path: str | Path | None = None) -> TraitConfig:
     Raises :class:`~cdp.errors.ConfigError` whose message names the file, the
     field path (``traits.first_name.sources``) and the problem.
     """
-    if path is None:
-        resource = resources.files(__package__).joinpath(DEFAULT_TRAITS_RESOURCE)
-        source = str(resource)
-        try:
-            text = resource.read_text(encoding="utf-8")
-        except OSError as exc:  # pragma: no cover - broken installation
-            raise ConfigError(f"{source}: cannot read: {exc}") from None
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{source}: cannot read: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    data, source = read_yaml(path, __package__ or "", DEFAULT_TRAITS_RESOURCE)
     return parse_trait_config(data, source)
 
 
