@@ -26,6 +26,8 @@ from cdp.topics import Topics
 
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app with every stage registered."""
+    datadir = settings.state_dir / "worker" / Topics(settings.namespace).app_id
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         Topics(settings.namespace).app_id,
         broker=[f"aiokafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
@@ -41,6 +43,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=2.0,
         producer_acks=-1,
         web_enabled=False,
+        datadir=str(datadir),
         table_standby_replicas=0,
     )
     topics = Topics(settings.namespace)

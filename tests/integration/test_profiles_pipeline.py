@@ -81,6 +81,17 @@ def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -
     raise AssertionError(f"no convergence in {CONVERGE_TIMEOUT}s\n{worker.log_tail()}")
 
 
+def _wait_for_progress(settings: Settings, worker: WorkerProcess, timeout: float = 120) -> None:
+    """Wait until the worker (re)started and wrote something new to the read model."""
+    with ReadModelStore.from_settings(settings) as store:
+        before = store.client.dbsize()
+        deadline = time.monotonic() + timeout
+        while store.client.dbsize() == before:
+            assert worker.running, worker.log_tail()
+            assert time.monotonic() < deadline, "worker made no progress"
+            time.sleep(0.2)
+
+
 def _run(
     stack: Settings, dataset: Dataset, tmp: Path, kills: int = 0, seed: int = 0
 ) -> Iterator[Run]:
@@ -99,7 +110,8 @@ def _run(
                 if kill_at and index == kill_at[0]:
                     kill_at.pop(0)
                     producer.flush()
-                    time.sleep(rng.uniform(0.5, 4.0))  # let it get somewhere first
+                    _wait_for_progress(settings, worker)  # kill it mid-work, not at start-up
+                    time.sleep(rng.uniform(0.0, 2.0))
                     worker.kill()
                     done_kills += 1
                     worker.start()
