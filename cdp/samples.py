@@ -212,6 +212,11 @@ def sample_events(count: int, rng: random.Random) -> list[Event]:
 # ---------------------------------------------------------------------------- customers
 
 
+def _token(rng: random.Random, chars: int) -> str:
+    """A random hex token from the dataset's seeded generator (unique across datasets)."""
+    return uuid.UUID(int=rng.getrandbits(128)).hex[:chars]
+
+
 def _customer(rng: random.Random, index: int) -> Customer:
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     depth = rng.choices(range(6), weights=(18, 22, 20, 16, 14, 10))[0]
@@ -224,14 +229,14 @@ def _customer(rng: random.Random, index: int) -> Customer:
         job_title=rng.choice(_TITLES),
         region=rng.choice(_REGIONS),
         anonymous_id=f"anon-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}",
-        email=f"{first.lower()}.{last.lower()}.{index}@{rng.choice(_DOMAINS)}"
+        email=f"{first.lower()}.{last.lower()}.{_token(rng, 6)}@{rng.choice(_DOMAINS)}"
         if known_email
         else None,
         phone=f"+49 {rng.randint(151, 179)} {rng.randint(2000000, 9999999)}"
         if depth >= 2 and rng.random() < 0.7
         else None,
-        customer_id=f"C-{100000 + index}" if depth >= 3 else None,
-        crm_contact_id=f"003-{index:07d}" if depth >= 2 and rng.random() < 0.8 else None,
+        customer_id=f"C-{_token(rng, 10).upper()}" if depth >= 3 else None,
+        crm_contact_id=f"003-{_token(rng, 12)}" if depth >= 2 and rng.random() < 0.8 else None,
         depth=depth,
     )
 
@@ -437,7 +442,7 @@ def _journey(rng: random.Random, c: Customer, begin: datetime, per_customer: flo
                     identifiers=_crm_ids(rng, c),
                     **base,
                     payload=ev.OpportunityStageChangePayload(
-                        opportunity_id=f"OPP-{c.key}",
+                        opportunity_id=f"OPP-{c.customer_id}",
                         stage="closed_won",
                         amount=value,
                         currency="EUR",

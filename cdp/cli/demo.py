@@ -153,6 +153,7 @@ def demo(
             err=True,
         )
         raise typer.Exit(1)
+    _print_profiles(store)
     typer.echo(
         f"\nThe stack keeps running: `cdp stack status`, `cdp stack down`. Worker log: {log_path}"
     )
