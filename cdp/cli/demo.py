@@ -8,6 +8,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import typer
 
@@ -48,6 +49,55 @@ def send(
     typer.echo(
         f"sent {sum(sent.values())} records: " + ", ".join(f"{k}={v}" for k, v in sent.items())
     )
+
+
+@sample_app.command("generate")
+def generate_command(
+    customers: int = typer.Option(2000, min=1, help="Synthetic customers."),
+    events_per_customer: float = typer.Option(10.0, min=1.0, help="Events per customer (mean)."),
+    seed: int = typer.Option(0, help="Random seed (same seed, same data)."),
+    duplicate_rate: float = typer.Option(0.02, min=0.0, max=1.0, help="Share sent twice."),
+    late_rate: float = typer.Option(0.05, min=0.0, max=1.0, help="Share sent out of order."),
+    out: Path | None = typer.Option(
+        None, help="Write events and ground truth as JSON lines to this file."
+    ),
+    send: bool = typer.Option(False, help="Send the events to the channel topics."),
+) -> None:
+    """Generate customers and their events with the true customer of every event recorded.
+
+    Each JSON line of --out is {"event": <event>, "customer": <true customer key>};
+    tests and benchmarks score identity resolution against it.
+    """
+    from cdp.samples import generate
+
+    dataset = generate(
+        customers,
+        events_per_customer,
+        seed=seed,
+        duplicate_rate=duplicate_rate,
+        late_rate=late_rate,
+    )
+    typer.echo(
+        f"{len(dataset.customers)} customers, {dataset.distinct_events} events"
+        f" (+{dataset.duplicates} duplicates)"
+    )
+    if out is not None:
+        with out.open("w", encoding="utf-8") as handle:
+            for event in dataset.events:
+                line = {
+                    "event": event.model_dump(mode="json"),
+                    "customer": dataset.truth[event.event_id],
+                }
+                handle.write(json.dumps(line) + "\n")
+        typer.echo(f"wrote {len(dataset.events)} lines to {out}")
+    if send:
+        from cdp.producer import EventProducer
+
+        report = _progress("sent")
+        with EventProducer(get_settings()) as producer:
+            for index, event in enumerate(dataset.events, 1):
+                producer.send(event)
+                report(index, len(dataset.events))
 
 
 def _send_samples(settings: Settings, events: int, broken: int, seed: int) -> Counter[str]:
