@@ -121,6 +121,15 @@ class Customer:
     depth: int
     """Index of the deepest journey stage the customer reaches (0 = need)."""
 
+    def contact_traits(self) -> dict[str, str]:
+        """The contact details a form or CRM record carries."""
+        return {
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "company": self.company,
+            "job_title": self.job_title,
+        }
+
     def identifiers(self) -> list[Identifier]:
         """Every identifier of the customer (canonical spelling)."""
         found = [Identifier.anonymous_id(self.anonymous_id)]
@@ -372,12 +381,7 @@ def _journey(rng: random.Random, c: Customer, begin: datetime, per_customer: flo
                 event_time=clock.tick(),
                 identifiers=form_ids,
                 **base,
-                traits={
-                    "first_name": c.first_name,
-                    "last_name": c.last_name,
-                    "company": c.company,
-                    "job_title": c.job_title,
-                },
+                traits=c.contact_traits(),
                 payload=ev.FormSubmitPayload(
                     form_id="demo-request",
                     form_type="demo_request",
@@ -393,12 +397,7 @@ def _journey(rng: random.Random, c: Customer, begin: datetime, per_customer: flo
                     event_time=clock.tick(),
                     identifiers=crm_ids,
                     **base,
-                    traits={
-                        "first_name": c.first_name,
-                        "last_name": c.last_name,
-                        "company": c.company,
-                        "job_title": c.job_title,
-                    },
+                    traits=c.contact_traits(),
                     payload=ev.ContactUpsertPayload(
                         contact_id=c.crm_contact_id, job_title=c.job_title, company=c.company
                     ),
