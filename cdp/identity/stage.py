@@ -29,7 +29,7 @@ import faust
 
 from cdp.identity.clustering import ProfileId, candidate_id
 from cdp.identity.config import IdentityConfig
-from cdp.identity.graph import GraphChange, IdentityGraph
+from cdp.identity.graph import GraphChange, IdentityGraph, Merge
 from cdp.identity.identifiers import IdentifierKey
 from cdp.messages import Assignment, MembersSet, Observation, dumps
 from cdp.serve.store import ReadModelStore
@@ -131,38 +131,45 @@ def register_identity(
     async def identity(stream: Any) -> None:
         async for batch in stream.take_events(1000, within=0.05):
             writes: list[Write] = []
+            sent: list[Any] = []
+            touched: set[IdentifierKey] = set()
             for event in batch:
                 version = event.message.offset
-                as_current_event(event)
                 change, affected = state.apply(Observation.parse(event.message.value))
-                for key in change.touched:
-                    table[key.encode()] = state.graph.record(key)
+                touched |= change.touched
                 for key, profile_id in change.assignments.items():
-                    await assignments.send(
-                        key=key.encode(), value=Assignment(profile_id, version).to_bytes()
+                    sent.append(
+                        await assignments.send(
+                            key=key.encode(), value=Assignment(profile_id, version).to_bytes()
+                        )
                     )
                     writes += identity_writes(key, profile_id, version)
                 for profile_id in sorted(affected):
-                    await facts.send(
-                        key=profile_id.encode(),
-                        value=MembersSet(state.graph.members(profile_id), version).to_bytes(),
-                    )
+                    members = MembersSet(state.graph.members(profile_id), version)
+                    sent.append(await facts.send(key=profile_id.encode(), value=members.to_bytes()))
                 for merge in change.merges:
-                    await merges.send(
-                        key=merge.survivor.encode(),
-                        value=dumps(
-                            {
-                                "survivor": merge.survivor,
-                                "absorbed": list(merge.absorbed),
-                                "event_id": merge.event_id,
-                            }
-                        ),
-                    )
-                table[OFFSET_KEY.encode()] = version
+                    sent.append(await merges.send(key=merge.survivor.encode(), value=_merge(merge)))
+            # Outputs first, state second: once the graph records say an observation was
+            # applied, everything it produced is on the broker. (Merges cannot be
+            # re-derived by the re-publish on recovery; assignments and members could.)
+            for delivery in sent:
+                await delivery
             if writes:
                 store.apply(writes)
+            last = batch[-1]
+            as_current_event(last)
+            for key in sorted(touched):
+                table[key.encode()] = state.graph.record(key)
+            table[OFFSET_KEY.encode()] = last.message.offset
 
     return app.agent(source, name=f"{topics.namespace}.identity", concurrency=1)(identity)
+
+
+def _merge(merge: Merge) -> bytes:
+    """The ``identity.merges`` record of a merge."""
+    return dumps(
+        {"survivor": merge.survivor, "absorbed": list(merge.absorbed), "event_id": merge.event_id}
+    )
 
 
 def _text(key: bytes | str) -> str:
