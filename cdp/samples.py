@@ -100,6 +100,12 @@ _TITLES = (
     "Plant Manager",
 )
 _REGIONS = ("DE", "AT", "CH")
+EXCLUDED_ROLES = ("competitor", "consultant")
+"""Roles of generated people the default journey must never hand to sales."""
+COMPETITOR_DOMAIN = "competitor.example"
+"""Email domain of generated competitors (excluded by the default journey)."""
+CONSULTANT_TITLE = "Senior Consultant"
+"""Job title of generated consultants (excluded by the default journey)."""
 _DOMAINS = ("example.com", "example.org", "example.net")
 
 
@@ -120,6 +126,8 @@ class Customer:
     crm_contact_id: str | None
     depth: int
     """Index of the deepest journey stage the customer reaches (0 = need)."""
+    role: str = "lead"
+    """``lead``, or one of :data:`EXCLUDED_ROLES` (must never be handed to sales)."""
 
     def contact_traits(self) -> dict[str, str]:
         """The contact details a form or CRM record carries."""
@@ -230,23 +238,24 @@ def _customer(rng: random.Random, index: int) -> Customer:
     first, last = rng.choice(_FIRST), rng.choice(_LAST)
     depth = rng.choices(range(6), weights=(18, 22, 20, 16, 14, 10))[0]
     known_email = depth >= 1 or rng.random() < 0.5
+    role = rng.choices(("lead", *EXCLUDED_ROLES), weights=(92, 4, 4))[0]
+    domain = COMPETITOR_DOMAIN if role == "competitor" else rng.choice(_DOMAINS)
     return Customer(
         key=f"cust-{index:06d}",
         first_name=first,
         last_name=last,
         company=rng.choice(_COMPANIES),
-        job_title=rng.choice(_TITLES),
+        job_title=CONSULTANT_TITLE if role == "consultant" else rng.choice(_TITLES),
         region=rng.choice(_REGIONS),
         anonymous_id=f"anon-{uuid.UUID(int=rng.getrandbits(128)).hex[:16]}",
-        email=f"{first.lower()}.{last.lower()}.{_token(rng, 6)}@{rng.choice(_DOMAINS)}"
-        if known_email
-        else None,
+        email=f"{first.lower()}.{last.lower()}.{_token(rng, 6)}@{domain}" if known_email else None,
         phone=f"+49 {rng.randint(151, 179)} {rng.randint(2000000, 9999999)}"
         if depth >= 2 and rng.random() < 0.7
         else None,
         customer_id=f"C-{_token(rng, 10).upper()}" if depth >= 3 else None,
         crm_contact_id=f"003-{_token(rng, 12)}" if depth >= 2 and rng.random() < 0.8 else None,
         depth=depth,
+        role=role,
     )
 
 

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         default=None, description="Identity rules YAML (priorities, limits, blocked values)."
     )
     trait_config: Path | None = Field(default=None, description="Trait survivorship rules YAML.")
+    journey_config: Path | None = Field(
+        default=None,
+        description="Journey definition YAML (stages, rules, scoring); default: the B2B journey.",
+    )
     partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of data topics.")
     replication_factor: int = Field(default=1, ge=1, le=16)
     metrics_port: int = Field(
@@ -68,6 +72,14 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Interface of the worker's metrics endpoint."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    api_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Interface the HTTP API listens on."
+    )
+    api_port: int = Field(default=18080, ge=1, le=65535, description="Port of the HTTP API.")
+    access_config: Path | None = Field(
+        default=None,
+        description="Departments and hashed API keys (YAML); unset: the dev-only demo file.",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -76,6 +88,13 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"expected host:port[,host:port], got {value!r}")
+        return value
+
+    @field_validator("access_config")
+    @classmethod
+    def _check_access_config(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {str(value)!r}")
         return value
 
     @field_validator("redis_url")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
-import weakref
 from typing import Any
 
 import faust
-from faust.streams import _current_event
 
 from cdp.deadletter import DeadLetter, SourceRecord, headers_to_tuples
 from cdp.errors import EventError, ReasonCode
+from cdp.outputs import OutputBatch
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +25,9 @@ def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> Any
 def json_table(app: faust.App, name: str, *, partitions: int | None = None) -> Any:
     """A changelog-backed table with raw ``bytes`` keys and JSON values.
 
-    A write goes to the changelog partition of Faust's *current event*, so it
-    must happen while that is the record the key came from; in batches see
-    :func:`as_current_event`.
+    Read it like a dict; write it only with :func:`put` (never ``table[key] =``):
+    Faust's own changelog path sends through a buffer that its commit does not
+    reliably drain, so a crash right after a commit could lose table writes.
     """
     return app.Table(
         name,
@@ -36,13 +36,21 @@ def json_table(app: faust.App, name: str, *, partitions: int | None = None) -> A
     )
 
 
-def as_current_event(event: Any) -> None:
-    """Make ``event`` Faust's current event (table writes use its partition).
+def put(table: Any, out: OutputBatch, partition: int, key: bytes, value: Any) -> None:
+    """Set ``table[key] = value`` and queue its changelog record in ``out``.
 
-    Needed inside ``take_events`` batches, where Faust's current event is the
-    latest buffered one, possibly of another partition.
+    ``partition`` is the table partition (that of the input record the key came
+    from). The record has the form Faust restores from (raw key, JSON value); it
+    is durable once ``out`` is delivered, which the stages await before Faust
+    acks the input, so committed input never runs ahead of the table.
     """
-    _current_event.set(weakref.ref(event))
+    table.data[key] = value
+    out.send(
+        table.changelog_topic.get_topic_name(), key, _json(value).encode(), partition=partition
+    )
+
+
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def source_record(message: Any) -> SourceRecord:
@@ -58,14 +66,12 @@ def source_record(message: Any) -> SourceRecord:
     )
 
 
-async def send_dead_letter(deadletter_topic: Any, letter: DeadLetter) -> None:
-    """Write a dead letter: original key and value, context in headers."""
-    await deadletter_topic.send(
-        key=letter.source.key, value=letter.source.value, headers=letter.headers()
-    )
+def send_dead_letter(out: OutputBatch, topic: str, letter: DeadLetter) -> None:
+    """Queue a dead letter: original key and value, context in headers."""
+    out.send(topic, letter.source.key, letter.source.value, letter.headers())
 
 
-async def dead_letter(deadletter_topic: Any, processor: str, message: Any, exc: Exception) -> None:
+def dead_letter(out: OutputBatch, topic: str, processor: str, message: Any, exc: Exception) -> None:
     """Dead-letter a message a processor failed on (no PII: the type of error, not its text)."""
     if isinstance(exc, EventError):
         reason, detail = exc.reason, exc.detail
@@ -79,5 +85,4 @@ async def dead_letter(deadletter_topic: Any, processor: str, message: Any, exc: 
             message.offset,
             type(exc).__name__,
         )
-    letter = DeadLetter(source_record(message), reason, detail, processor)
-    await send_dead_letter(deadletter_topic, letter)
+    send_dead_letter(out, topic, DeadLetter(source_record(message), reason, detail, processor))

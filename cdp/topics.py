@@ -100,6 +100,26 @@ class Topics:
         return f"{self.namespace}.profile.changes"
 
     @property
+    def qualified(self) -> str:
+        """Qualification candidates from the profile stage (1 partition: one dedupe view)."""
+        return f"{self.namespace}.journey.qualified"
+
+    @property
+    def handoffs(self) -> str:
+        """Qualified leads handed to sales: one record per person and qualification."""
+        return f"{self.namespace}.journey.handoffs"
+
+    @property
+    def moments(self) -> str:
+        """Moment-of-truth occurrences, compacted, keyed ``{name}:{event id}``."""
+        return f"{self.namespace}.journey.moments"
+
+    @property
+    def privacy_audit(self) -> str:
+        """Auditable privacy events (GDPR erasures): who, when, which profile; no PII."""
+        return f"{self.namespace}.privacy.audit"
+
+    @property
     def app_id(self) -> str:
         """The Faust app id (consumer group, prefix of table changelogs)."""
         return f"{self.namespace}-worker"
@@ -172,6 +192,33 @@ def declared_topics(settings: Settings) -> list[TopicSpec]:
             repl,
             Cleanup.COMPACT,
             description="latest profile document per profile id (JSON); null value = deleted",
+        ),
+        TopicSpec(
+            names.qualified,
+            1,
+            repl,
+            description="qualification candidates (JSON) for the hand-off stage (1 partition)",
+        ),
+        TopicSpec(
+            names.handoffs,
+            parts,
+            repl,
+            config={"retention.ms": "-1"},
+            description="lead hand-offs to sales (JSON), keyed by profile id; kept forever",
+        ),
+        TopicSpec(
+            names.moments,
+            parts,
+            repl,
+            Cleanup.COMPACT,
+            description="moment-of-truth occurrences (JSON), keyed by '{name}:{event id}'",
+        ),
+        TopicSpec(
+            names.privacy_audit,
+            parts,
+            repl,
+            config={"retention.ms": "-1"},
+            description="privacy audit events (JSON: erasures), keyed by profile id; kept forever",
         ),
     ]
     specs += [

@@ -9,23 +9,94 @@ idempotent downstream instead of relying on Kafka transactions.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from typing import Any
+
 import faust
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.registry import registry_from_settings
+from cdp.errors import ConfigError
 from cdp.identity.config import load_identity_config
 from cdp.identity.stage import register_identity
 from cdp.ingest.agent import register_ingest
 from cdp.ingest.stage import IngestStage
+from cdp.journey.definition import load_journey_or_default
+from cdp.journey.handoff import register_handoff
+from cdp.outputs import Outputs
 from cdp.profile.stage import register_facts, register_profiles
 from cdp.profile.survivorship import load_trait_config
 from cdp.serve.store import ReadModelStore
 from cdp.settings import Settings
 from cdp.topics import Topics
 
+log = logging.getLogger(__name__)
+
+
+def _never_skip_gaps(compacted: frozenset[str]) -> None:
+    """Stop Faust from committing past records it never processed.
+
+    When a fetch delivers an offset beyond the last one read (records prefetched
+    before a rebalance or a seek arrive out of order), Faust records the
+    range in between as a "gap" and later treats it as acknowledged, so the
+    committed offset jumps over records no agent processed (faust-streaming
+    issues #221, #606); a crash then loses them. Gaps are genuine only in
+    compacted topics; for every other topic this keeps the commit at the last
+    contiguous acknowledged offset (the skipped records are fetched again).
+    """
+    from faust.transport.consumer import Consumer
+
+    original = Consumer._add_gap
+    if getattr(original, "_cdp_patched", False):
+        return
+
+    async def add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
+        if tp.topic in compacted:
+            await original(self, tp, offset_from, offset_to)
+        else:
+            log.warning(
+                "not skipping %s[%d] offsets %d..%d delivered out of order",
+                tp.topic,
+                tp.partition,
+                offset_from,
+                offset_to,
+            )
+
+    add_gap._cdp_patched = True  # type: ignore[attr-defined]
+    Consumer._add_gap = add_gap  # type: ignore[method-assign]
+
+
+def _uncommitted_from_the_beginning() -> None:
+    """Make a partition without a committed offset start at its beginning.
+
+    aiokafka's ``seek_to_committed`` leaves a partition whose committed offset
+    is missing (or 0) wherever the fetcher happens to be, which after a restart
+    was the end of the partition, whatever ``auto_offset_reset`` says: a worker
+    killed before its first commit on a partition skipped everything written
+    there meanwhile. After Faust's seek, such partitions are sought to 0
+    (at-least-once: re-processing is harmless, skipping is not).
+    """
+    from faust.transport.consumer import Consumer
+
+    original = Consumer.perform_seek
+    if getattr(original, "_cdp_patched", False):
+        return
+
+    async def perform_seek(self: Consumer) -> None:
+        await original(self)
+        for tp in self.assignment():
+            if not self._committed_offset.get(tp):
+                await self.seek(tp, 0)
+
+    perform_seek._cdp_patched = True  # type: ignore[attr-defined]
+    Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
+
 
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app with every stage registered."""
+    _uncommitted_from_the_beginning()
+    _never_skip_gaps(frozenset({Topics(settings.namespace).assignments}))
     datadir = settings.state_dir / "worker" / Topics(settings.namespace).app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -49,12 +120,30 @@ def create_app(settings: Settings) -> faust.App:
     topics = Topics(settings.namespace)
     codec = AvroCodec(registry_from_settings(settings))
     identity = load_identity_config(settings.identity_config)
+    journey = load_journey_or_default(settings.journey_config)
     store = ReadModelStore.from_settings(settings)
-    register_ingest(app, IngestStage(codec, topics, identity), topics)
-    register_identity(app, topics, identity, store)
-    register_facts(app, topics, codec)
-    register_profiles(app, topics, load_trait_config(settings.trait_config), store)
+    outputs = Outputs(settings)
+    register_ingest(app, IngestStage(codec, topics, identity), topics, outputs)
+    register_identity(app, topics, identity, store, outputs)
+    register_facts(app, topics, codec, outputs)
+    traits = load_trait_config(settings.trait_config)
+    register_profiles(app, topics, traits, store, outputs, journey)
+    register_handoff(app, settings, topics, outputs)
     return app
+
+
+def check_configs(settings: Settings) -> None:
+    """Load every configuration file; :class:`ConfigError` names the setting and the problem."""
+    loaders: list[tuple[str, Callable[[], object]]] = [
+        ("CDP_IDENTITY_CONFIG", lambda: load_identity_config(settings.identity_config)),
+        ("CDP_TRAIT_CONFIG", lambda: load_trait_config(settings.trait_config)),
+        ("CDP_JOURNEY_CONFIG", lambda: load_journey_or_default(settings.journey_config)),
+    ]
+    for name, load in loaders:
+        try:
+            load()
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
 
 
 def run_worker(settings: Settings) -> None:
@@ -62,6 +151,7 @@ def run_worker(settings: Settings) -> None:
     from cdp.metrics import serve_metrics
     from cdp.topics import ensure_topics
 
+    check_configs(settings)  # a bad file stops the worker before it touches anything
     ensure_topics(settings)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     app = create_app(settings)

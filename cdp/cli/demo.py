@@ -104,12 +104,13 @@ def _send_samples(settings: Settings, events: int, broken: int, seed: int) -> Co
     from cdp.contracts.codec import AvroCodec
     from cdp.contracts.registry import registry_from_settings
     from cdp.producer import EventProducer
-    from cdp.samples import broken_records, sample_events
+    from cdp.samples import broken_records, generate
     from cdp.topics import Topics
 
     rng = random.Random(seed)
     codec = AvroCodec(registry_from_settings(settings))
-    valid = sample_events(events, rng)
+    # whole customer journeys (about 10 events per customer) across all four channels
+    valid = generate(max(1, events // 10), 10.0, seed=seed, duplicate_rate=0.0).events[:events]
     bad = broken_records(codec, Topics(settings.namespace), broken, rng)
     counts: Counter[str] = Counter()
     report = _progress("sent")
@@ -204,6 +205,7 @@ def demo(
         )
         raise typer.Exit(1)
     _print_profiles(store)
+    _print_funnel(store, settings)
     typer.echo(
         f"\nThe stack keeps running: `cdp stack status`, `cdp stack down`. Worker log: {log_path}"
     )
@@ -249,3 +251,44 @@ def _print_profiles(store: ReadModelStore, count: int = 3) -> None:
             for decision in scopes.values()
         ]
         typer.echo(f"    consent      {', '.join(consents) or '-'}")
+        journey = doc.get("journey") or {}
+        if journey.get("stage"):
+            path = " -> ".join(t["to_stage"] for t in journey["history"])
+            lead = "qualified lead" if journey["qualified"] else "not qualified"
+            typer.echo(f"    journey      {journey['stage']} (owner {journey['owner']}); {path}")
+            typer.echo(f"    lead score   {journey['score']} ({lead})")
+
+
+def _print_funnel(store: ReadModelStore, settings: Settings) -> None:
+    """The journey funnel as the stream keeps it in Redis, and moments of truth."""
+    from cdp.journey.definition import load_journey_or_default
+    from cdp.serve.journey import read_funnel, read_moments
+
+    journey = load_journey_or_default(settings.journey_config)
+    funnel = read_funnel(store, journey)
+    typer.echo("")
+    typer.secho(
+        f"Journey funnel ({journey.name}): {funnel.overall.profiles} profiles,"
+        f" {funnel.overall.unstaged} without a stage",
+        bold=True,
+    )
+    typer.echo(
+        f"    {'stage':<15} {'owner':<10} {'now':>5} {'reached':>8} {'-> next':>8}"
+        f" {'median days':>12} {'p90 days':>9}"
+    )
+    for row in funnel.overall.stages:
+        conversion = "-" if row.conversion is None else f"{100 * row.conversion:.0f}%"
+        median = "-" if row.median_seconds is None else f"{row.median_seconds / 86400:.1f}"
+        p90 = "-" if row.p90_seconds is None else f"{row.p90_seconds / 86400:.1f}"
+        typer.echo(
+            f"    {row.stage:<15} {row.owner:<10} {row.current:>5} {row.reached:>8}"
+            f" {conversion:>8} {median:>12} {p90:>9}"
+        )
+    regions = ", ".join(
+        f"{name} {segment.profiles}" for name, segment in sorted(funnel.by_region.items())
+    )
+    typer.echo(f"    profiles per region: {regions or '-'}")
+    moments = read_moments(store)
+    if moments:
+        counts = ", ".join(f"{name} {values.get('total', 0)}" for name, values in moments.items())
+        typer.echo(f"    moments of truth: {counts}")

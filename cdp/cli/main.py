@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from cdp.cli import demo, rebuild, schemas, stack, topics, worker
+from cdp.cli import api, demo, rebuild, schemas, stack, topics, worker
 from cdp.errors import CdpError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("worker")(worker.worker)
 app.command("rebuild")(rebuild.rebuild)
 app.command("demo")(demo.demo)
 app.add_typer(demo.sample_app, name="sample")
+app.add_typer(api.app, name="api")
 
 
 def main() -> None:

@@ -32,9 +32,10 @@ from cdp.identity.config import IdentityConfig
 from cdp.identity.graph import GraphChange, IdentityGraph, Merge
 from cdp.identity.identifiers import IdentifierKey
 from cdp.messages import Assignment, MembersSet, Observation, dumps
+from cdp.outputs import Outputs
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import AliasSet, IdentifierLink, Write
-from cdp.streams import as_current_event, json_table, raw_topic
+from cdp.streams import json_table, put, raw_topic
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -90,27 +91,30 @@ def identity_writes(key: str, profile_id: str, version: int) -> list[Write]:
 
 
 def register_identity(
-    app: faust.App, topics: Topics, config: IdentityConfig, store: ReadModelStore
+    app: faust.App,
+    topics: Topics,
+    config: IdentityConfig,
+    store: ReadModelStore,
+    outputs: Outputs,
 ) -> Any:
     """Attach the identity agent and its table to ``app``; return the agent."""
     source = raw_topic(app, topics.observations, partitions=1)
-    assignments = raw_topic(app, topics.assignments)
-    facts = raw_topic(app, topics.facts)
-    merges = raw_topic(app, topics.merges)
     table = json_table(app, "identity-graph", partitions=1)
     state = IdentityState(config)
 
     async def publish(keys: Iterable[str], profiles: Iterable[str], version: int) -> None:
         writes: list[Write] = []
+        out = outputs.batch()
         for key in keys:
             current = state.graph.profile_of(key)
             if current is None:
                 continue
-            await assignments.send(key=key.encode(), value=Assignment(current, version).to_bytes())
+            out.send(topics.assignments, key.encode(), Assignment(current, version).to_bytes())
             writes += identity_writes(key, current, version)
         for profile in profiles:
             members = state.graph.members(profile)
-            await facts.send(key=profile.encode(), value=MembersSet(members, version).to_bytes())
+            out.send(topics.facts, profile.encode(), MembersSet(members, version).to_bytes())
+        await out.delivered()
         if writes:
             store.apply(writes)
 
@@ -131,36 +135,33 @@ def register_identity(
     async def identity(stream: Any) -> None:
         async for batch in stream.take_events(1000, within=0.05):
             writes: list[Write] = []
-            sent: list[Any] = []
+            out = outputs.batch()
             touched: set[IdentifierKey] = set()
             for event in batch:
                 version = event.message.offset
                 change, affected = state.apply(Observation.parse(event.message.value))
                 touched |= change.touched
                 for key, profile_id in change.assignments.items():
-                    sent.append(
-                        await assignments.send(
-                            key=key.encode(), value=Assignment(profile_id, version).to_bytes()
-                        )
+                    out.send(
+                        topics.assignments, key.encode(), Assignment(profile_id, version).to_bytes()
                     )
                     writes += identity_writes(key, profile_id, version)
                 for profile_id in sorted(affected):
                     members = MembersSet(state.graph.members(profile_id), version)
-                    sent.append(await facts.send(key=profile_id.encode(), value=members.to_bytes()))
+                    out.send(topics.facts, profile_id.encode(), members.to_bytes())
                 for merge in change.merges:
-                    sent.append(await merges.send(key=merge.survivor.encode(), value=_merge(merge)))
+                    out.send(topics.merges, merge.survivor.encode(), _merge(merge))
             # Outputs first, state second: once the graph records say an observation was
             # applied, everything it produced is on the broker. (Merges cannot be
             # re-derived by the re-publish on recovery; assignments and members could.)
-            for delivery in sent:
-                await delivery
+            await out.delivered()
             if writes:
                 store.apply(writes)
-            last = batch[-1]
-            as_current_event(last)
+            saved = outputs.batch()
             for key in sorted(touched):
-                table[key.encode()] = state.graph.record(key)
-            table[OFFSET_KEY.encode()] = last.message.offset
+                put(table, saved, 0, key.encode(), state.graph.record(key))
+            put(table, saved, 0, OFFSET_KEY.encode(), batch[-1].message.offset)
+            await saved.delivered()
 
     return app.agent(source, name=f"{topics.namespace}.identity", concurrency=1)(identity)
 

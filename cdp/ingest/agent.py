@@ -3,8 +3,9 @@
 Channel topics are consumed with the ``raw`` serializer, so Faust itself never
 decodes (its default decode-error path logs and commits, which would lose the
 record); decoding happens in the stage, where every failure becomes a dead letter.
-Outputs are sent through Faust's producer, which Faust flushes before it
-commits the input offsets: a crash re-processes, never skips (at-least-once).
+Events are taken in batches; a batch's outputs go through the worker's
+:class:`~cdp.outputs.Outputs` and are acknowledged by the broker before Faust
+acks the batch's input offsets: a crash re-processes, never skips (at-least-once).
 """
 
 from __future__ import annotations
@@ -15,33 +16,37 @@ import faust
 
 from cdp.ingest.stage import Accepted, IngestStage
 from cdp.metrics import count_ingest
+from cdp.outputs import Outputs
 from cdp.streams import raw_topic, send_dead_letter, source_record
 from cdp.topics import Topics
 
 
-def register_ingest(app: faust.App, stage: IngestStage, topics: Topics) -> Any:
+def register_ingest(app: faust.App, stage: IngestStage, topics: Topics, outputs: Outputs) -> Any:
     """Attach the ingest agent (concurrency 1) to ``app``; return the agent."""
     source = raw_topic(app, *topics.channels)
-    canonical = raw_topic(app, topics.canonical)
-    observations = raw_topic(app, topics.observations)
-    deadletter = raw_topic(app, topics.deadletter)
 
     async def ingest(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            result = stage.process(source_record(message))
-            if isinstance(result, Accepted):
-                await canonical.send(
-                    key=result.key,
-                    value=result.value,
-                    headers=[("cdp.event_id", result.event.event_id.encode())],
-                )
-                await observations.send(
-                    key=result.event.event_id.encode(), value=result.observation.to_bytes()
-                )
-                count_ingest(message.topic, "accepted")
-            else:
-                await send_dead_letter(deadletter, result)
-                count_ingest(message.topic, result.reason.value)
+        async for batch in stream.take_events(1000, within=0.05):
+            out = outputs.batch()
+            for event in batch:
+                message = event.message
+                result = stage.process(source_record(message))
+                if isinstance(result, Accepted):
+                    out.send(
+                        topics.canonical,
+                        result.key,
+                        result.value,
+                        [("cdp.event_id", result.event.event_id.encode())],
+                    )
+                    out.send(
+                        topics.observations,
+                        result.event.event_id.encode(),
+                        result.observation.to_bytes(),
+                    )
+                    count_ingest(message.topic, "accepted")
+                else:
+                    send_dead_letter(out, topics.deadletter, result)
+                    count_ingest(message.topic, result.reason.value)
+            await out.delivered()  # before Faust acks the batch's input offsets
 
     return app.agent(source, name=f"{topics.namespace}.ingest", concurrency=1)(ingest)

@@ -9,6 +9,8 @@ document with :func:`build_profile`. The format and rules are documented in
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from cdp.profile.computed import (
     ALL_CHANNELS,
     ComputedTraits,
@@ -18,13 +20,6 @@ from cdp.profile.computed import (
     compute_traits,
     is_consented,
     resolve_consent,
-)
-from cdp.profile.document import (
-    ProfileDocument,
-    build_profile,
-    canonical_json,
-    profile_from_json,
-    profile_to_json,
 )
 from cdp.profile.facts import (
     FACT_DATA_FIELDS,
@@ -45,6 +40,33 @@ from cdp.profile.survivorship import (
     parse_trait_config,
     resolve_traits,
 )
+
+if TYPE_CHECKING:
+    from cdp.profile.document import (
+        ProfileDocument,
+        build_profile,
+        canonical_json,
+        profile_from_json,
+        profile_to_json,
+    )
+
+_DOCUMENT_NAMES = frozenset(
+    {"ProfileDocument", "build_profile", "canonical_json", "profile_from_json", "profile_to_json"}
+)
+
+
+def __getattr__(name: str) -> Any:
+    """The document names, imported on first use.
+
+    :mod:`cdp.profile.document` depends on :mod:`cdp.journey`, which depends on
+    :mod:`cdp.profile.facts`; importing it lazily keeps either package importable first.
+    """
+    if name in _DOCUMENT_NAMES:
+        from cdp.profile import document
+
+        return getattr(document, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ALL_CHANNELS",

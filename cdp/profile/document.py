@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cdp.journey.definition import JourneyDefinition
+from cdp.journey.engine import JourneyState, evaluate_journey
 from cdp.profile.computed import (
     ComputedTraits,
     ConsentDecision,
@@ -49,6 +51,9 @@ class ProfileDocument(BaseModel):
     """Source systems seen, sorted."""
     event_count: int = 0
     """Number of distinct events (facts)."""
+    journey: JourneyState | None = None
+    """Journey stage, owner, history, moments of truth, lead score and qualification
+    (:func:`cdp.journey.evaluate_journey`); None when built without a journey."""
 
 
 def build_profile(
@@ -56,24 +61,31 @@ def build_profile(
     facts: Iterable[Fact],
     config: TraitConfig,
     identifiers: Iterable[str] = (),
+    journey: JourneyDefinition | None = None,
 ) -> ProfileDocument:
     """The document of a profile: a pure function of the *set* of ``facts``.
 
     ``facts`` may come in any order and contain re-deliveries (deduped by event
     id, see :func:`~cdp.profile.facts.merge_fact_sets`). ``identifiers`` are
     the profile's identifier keys, provided by identity resolution; they are
-    deduped and sorted.
+    deduped and sorted. With a ``journey`` definition the document carries the
+    profile's journey state (a pure function of the same fact set).
     """
     fact_set = merge_fact_sets(facts)
     ordered = sort_facts(fact_set.values())
+    keys = sorted(set(identifiers))
+    traits = resolve_sorted(ordered, config)
     return ProfileDocument(
         profile_id=profile_id,
-        identifiers=sorted(set(identifiers)),
-        traits=resolve_sorted(ordered, config),
+        identifiers=keys,
+        traits=traits,
         computed=compute_sorted(ordered),
         consent=consent_sorted(ordered),
         sources=sorted({fact.source for fact in ordered}),
         event_count=len(ordered),
+        journey=None
+        if journey is None
+        else evaluate_journey(ordered, journey, identifiers=keys, traits=traits),
     )
 
 

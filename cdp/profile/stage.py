@@ -21,25 +21,31 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import faust
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.events import decode_canonical
+from cdp.journey.definition import JourneyDefinition
+from cdp.journey.handoff import QualificationCandidate
 from cdp.messages import (
     Assignment,
     FactsAdded,
     MemberReleased,
     MembersSet,
+    dumps,
     parse_facts_message,
 )
-from cdp.profile.document import build_profile, canonical_json
+from cdp.outputs import OutputBatch, Outputs
+from cdp.profile.document import ProfileDocument, build_profile, canonical_json
 from cdp.profile.facts import Fact, fact_from_event
 from cdp.profile.survivorship import TraitConfig
+from cdp.serve.journey import profile_upsert
 from cdp.serve.store import ReadModelStore
-from cdp.serve.writes import ProfileDelete, ProfileUpsert, Write
-from cdp.streams import as_current_event, dead_letter, json_table, raw_topic
+from cdp.serve.writes import ProfileDelete, ProfileUpsert
+from cdp.streams import dead_letter, json_table, put, raw_topic
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -50,11 +56,14 @@ def change_record(version: int, document: bytes) -> bytes:
     return b'{"doc":' + document + b',"v":' + str(version).encode() + b"}"
 
 
-def register_facts(app: faust.App, topics: Topics, codec: AvroCodec) -> Any:
-    """Attach the per-identifier facts agent and its tables to ``app``."""
+def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Outputs) -> Any:
+    """Attach the per-identifier facts agent and its tables to ``app``.
+
+    One event at a time: outputs through Faust's producer (Faust publishes them
+    before it commits the input offset) and table writes under the current event.
+    """
     source = raw_topic(app, topics.canonical, topics.assignments)
     out = raw_topic(app, topics.facts)
-    deadletters = raw_topic(app, topics.deadletter)
     facts_table = json_table(app, "facts-by-identifier")
     assignment_table = json_table(app, "assignment-by-identifier")
 
@@ -92,7 +101,9 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec) -> Any:
             try:
                 fact = fact_from_event(decode_canonical(codec, message.value))
             except Exception as exc:
-                await dead_letter(deadletters, "facts", message, exc)
+                letters = outputs.batch()
+                dead_letter(letters, topics.deadletter, "facts", message, exc)
+                await letters.delivered()
                 continue
             known = dict(facts_table.get(key) or {})
             known[fact.event_id] = fact.to_json()
@@ -108,36 +119,47 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec) -> Any:
 
 
 def register_profiles(
-    app: faust.App, topics: Topics, traits: TraitConfig, store: ReadModelStore
+    app: faust.App,
+    topics: Topics,
+    traits: TraitConfig,
+    store: ReadModelStore,
+    outputs: Outputs,
+    journey: JourneyDefinition,
 ) -> Any:
     """Attach the per-profile document agent and its table to ``app``."""
     source = raw_topic(app, topics.facts)
-    changes = raw_topic(app, topics.profiles)
     table = json_table(app, "profile-members")
 
-    def render(profile_id: str, state: dict[str, Any]) -> tuple[Write, bytes | None] | None:
+    def render(profile_id: str, state: dict[str, Any]) -> Rendered | None:
         members = state.get("m")
         version = int(state.get("v", 0))
         if members is None:
             return None  # member list not known yet
         if not members:
-            return ProfileDelete(profile_id, version), None
+            return Rendered(ProfileDelete(profile_id, version))
         facts_by_member = state.get("f", {})
         facts = [
             Fact.from_json(fact)
             for member in members
             for fact in facts_by_member.get(member, {}).values()
         ]
-        document = canonical_json(build_profile(profile_id, facts, traits, identifiers=members))
-        return ProfileUpsert(profile_id, version, document), document
+        document = build_profile(profile_id, facts, traits, identifiers=members, journey=journey)
+        encoded = canonical_json(document)
+        return Rendered(profile_upsert(document, encoded, version, journey), encoded, document)
 
-    async def publish(rendered: list[tuple[str, tuple[Write, bytes | None]]]) -> None:
+    async def publish(rendered: list[tuple[str, dict[str, Any], Rendered]]) -> None:
         if not rendered:
             return
-        store.apply([write for _pid, (write, _doc) in rendered])
-        for profile_id, (write, document) in rendered:
-            value = None if document is None else change_record(write.version, document)
-            await changes.send(key=profile_id.encode(), value=value)
+        store.apply([item.write for _pid, _state, item in rendered])
+        out = outputs.batch()
+        for profile_id, state, item in rendered:
+            value = (
+                None if item.encoded is None else change_record(item.write.version, item.encoded)
+            )
+            out.send(topics.profiles, profile_id.encode(), value)
+            if item.document is not None and item.document.journey is not None:
+                _journey_outputs(out, topics, item.document, state)
+        await out.delivered()
 
     @table.on_recover  # type: ignore[untyped-decorator]
     async def republish() -> None:
@@ -145,7 +167,7 @@ def register_profiles(
         for key, state in list(table.items()):
             result = render(_text(key), state)
             if result is not None:
-                rendered.append((_text(key), result))
+                rendered.append((_text(key), dict(state), result))
         await publish(rendered)
         log.info("profiles: re-published %d profiles", len(rendered))
 
@@ -159,27 +181,82 @@ def register_profiles(
                 state = touched.get(key)
                 if state is None:
                     stored = table.get(key) or {}
-                    state = {
-                        "m": stored.get("m"),
-                        "v": stored.get("v", 0),
-                        "f": defaultdict(
-                            dict, {m: dict(f) for m, f in stored.get("f", {}).items()}
-                        ),
-                    }
+                    state = dict(stored)
+                    state["v"] = stored.get("v", 0)
+                    state["f"] = defaultdict(
+                        dict, {m: dict(f) for m, f in stored.get("f", {}).items()}
+                    )
                     touched[key] = state
                 _apply(state, parse_facts_message(event.message.value))
                 state["v"] = max(int(state["v"]), event.message.offset)
             rendered = []
             for key, state in touched.items():
-                stored_state = {"m": state["m"], "v": state["v"], "f": dict(state["f"])}
-                as_current_event(sources[key])
-                table[key] = stored_state
-                result = render(_text(key), stored_state)
+                state["f"] = dict(state["f"])
+                result = render(_text(key), state)
                 if result is not None:
-                    rendered.append((_text(key), result))
+                    rendered.append((_text(key), state, result))
+            # Outputs first (the journey outputs note what they published in the state),
+            # then the state.
             await publish(rendered)
+            saved = outputs.batch()
+            for key, state in touched.items():
+                put(table, saved, sources[key].message.partition, key, state)
+            await saved.delivered()
 
     return app.agent(source, name=f"{topics.namespace}.profiles", concurrency=1)(profiles)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A profile's read-model write, its encoded document and the document (None: deleted)."""
+
+    write: ProfileUpsert | ProfileDelete
+    encoded: bytes | None = None
+    document: ProfileDocument | None = None
+
+
+def _journey_outputs(
+    out: OutputBatch, topics: Topics, document: ProfileDocument, state: dict[str, Any]
+) -> None:
+    """Queue new moment occurrences and a new qualification; note them in ``state``.
+
+    ``state["o"]`` holds the moment keys and ``state["q"]`` the qualification ids
+    this profile already published, so a re-render does not repeat them; a
+    repeat after a crash is harmless (moments are keyed by occurrence, and the
+    hand-off stage dedupes qualifications by person).
+    """
+    journey = document.journey
+    assert journey is not None
+    published = set(state.get("o", ()))
+    for moment in journey.moments:
+        key = f"{moment.name}:{moment.event_id}"
+        if key in published:
+            continue
+        published.add(key)
+        value = {
+            "moment": moment.name,
+            "event_id": moment.event_id,
+            "at": moment.at.isoformat(),
+            "channel": moment.channel,
+            "stage": moment.stage,
+            "profile_id": document.profile_id,
+        }
+        out.send(topics.moments, key.encode(), dumps(value))
+    state["o"] = sorted(published)
+    qualification = journey.qualification_id
+    if qualification is not None and qualification not in state.get("q", ()):
+        candidate = QualificationCandidate(
+            qualification_id=qualification,
+            profile_id=document.profile_id,
+            members=tuple(document.identifiers),
+            score=journey.score,
+            stage=journey.stage,
+            owner=journey.owner,
+            region=journey.region,
+            qualified_at=journey.qualified_at,
+        )
+        out.send(topics.qualified, document.profile_id.encode(), candidate.to_bytes())
+        state["q"] = [*state.get("q", ()), qualification]
 
 
 def _apply(state: dict[str, Any], message: FactsAdded | MemberReleased | MembersSet) -> None:

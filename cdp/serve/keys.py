@@ -41,6 +41,8 @@ class KeyKind(StrEnum):
     STAGE = "stage"
     STAGES = "stages"
     CHANGES = "changes"
+    FUNNEL = "funnel"
+    STAYS = "stays"
 
 
 def check_namespace(namespace: str) -> str:
@@ -111,6 +113,28 @@ def changes(namespace: str) -> str:
     return f"{prefix(namespace)}{KeyKind.CHANGES}"
 
 
+def funnel(namespace: str) -> str:
+    """Hash ``{ns}:v1:funnel``: funnel and moment counters (``all|current|need`` -> n).
+
+    Each profile adds its share (see :mod:`cdp.serve.journey`); the apply script
+    replaces a profile's old share with its new one atomically.
+    """
+    return f"{prefix(namespace)}{KeyKind.FUNNEL}"
+
+
+def stays_prefix(namespace: str) -> str:
+    """``{ns}:v1:stays:``; :func:`stays` is this plus ``{segment}|{stage}``."""
+    return f"{prefix(namespace)}{KeyKind.STAYS}:"
+
+
+def stays(namespace: str, segment: str, stage_name: str) -> str:
+    """Sorted set ``{ns}:v1:stays:{segment}|{stage}``: closed stays, score = seconds.
+
+    Members are ``{profile_id}:{n}`` (the profile's n-th transition began the stay).
+    """
+    return f"{stays_prefix(namespace)}{segment}|{stage_name}"
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedKey:
     """A key of the namespace split into its kind and the id it is about."""
@@ -132,10 +156,18 @@ def parse(namespace: str, key: str) -> ParsedKey | None:
         return ParsedKey(KeyKind.STAGES, "")
     if rest == KeyKind.CHANGES:
         return ParsedKey(KeyKind.CHANGES, "")
+    if rest == KeyKind.FUNNEL:
+        return ParsedKey(KeyKind.FUNNEL, "")
     kind_name, sep, ident = rest.partition(":")
     if not sep or not ident:
         return None
-    for kind in (KeyKind.PROFILE, KeyKind.IDENTIFIER, KeyKind.ALIAS, KeyKind.STAGE):
+    for kind in (
+        KeyKind.PROFILE,
+        KeyKind.IDENTIFIER,
+        KeyKind.ALIAS,
+        KeyKind.STAGE,
+        KeyKind.STAYS,
+    ):
         if kind_name == kind.value:
             return ParsedKey(kind, ident)
     return None

@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from cdp.messages import Assignment
 from cdp.serve.store import ReadModelStore
-from cdp.serve.writes import ProfileUpsert, Write
+from cdp.serve.writes import Write
 from cdp.settings import Settings
 from cdp.topics import Topics
 
@@ -47,7 +47,11 @@ class RebuildStats:
 def rebuild(settings: Settings, progress: Progress = lambda _line: None) -> RebuildStats:
     """Wipe the namespace in Redis and rebuild it from the compacted Kafka topics."""
     from cdp.identity.stage import identity_writes
+    from cdp.journey.definition import load_journey_or_default
+    from cdp.profile.document import profile_from_json
+    from cdp.serve.journey import profile_upsert
 
+    journey = load_journey_or_default(settings.journey_config)
     started = time.monotonic()
     topics = Topics(settings.namespace)
     with ReadModelStore.from_settings(settings) as store:
@@ -63,17 +67,19 @@ def rebuild(settings: Settings, progress: Progress = lambda _line: None) -> Rebu
                 profiles[key] = (int(record["v"]), _document(value))
         writes: list[Write] = []
         deleted = 0
-        for profile_id, entry in sorted(profiles.items()):
+        for _profile_id, entry in sorted(profiles.items()):
             if entry is None:
                 deleted += 1  # a tombstone without a version: nothing older can be in Redis now
                 continue
-            writes.append(ProfileUpsert(profile_id, entry[0], entry[1]))
+            document = profile_from_json(entry[1])
+            writes.append(profile_upsert(document, entry[1], entry[0], journey))
         _apply(store, writes, "profiles", progress)
 
+        # Last record per key first, then drop the nulls: a tombstone (GDPR erasure) must
+        # win over the assignment before it.
+        latest = dict(_latest(settings, topics.assignments, progress))
         assignments = {
-            key: Assignment.parse(value)
-            for key, value in _latest(settings, topics.assignments, progress)
-            if value is not None
+            key: Assignment.parse(value) for key, value in latest.items() if value is not None
         }
         writes = []
         for identifier, assignment in sorted(assignments.items()):
@@ -100,6 +106,11 @@ def _apply(store: ReadModelStore, writes: list[Write], what: str, progress: Prog
     for start in range(0, len(writes), BATCH):
         store.apply(writes[start : start + BATCH])
     progress(f"wrote {len(writes)} writes for {what}")
+
+
+def read_topic(settings: Settings, topic: str) -> Iterator[tuple[str, bytes | None]]:
+    """Every keyed record of ``topic`` up to its current end, oldest first: (key, value)."""
+    return _latest(settings, topic, lambda _message: None)
 
 
 def _latest(

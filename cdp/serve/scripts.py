@@ -11,19 +11,24 @@ Call layout (all strings)::
     KEYS[1] meta hash          ARGV[1] layout version
     KEYS[2] change stream      ARGV[2] change stream MAXLEN (approximate)
     KEYS[3] stage registry     ARGV[3] stage key prefix ({ns}:v1:stage:)
-    KEYS[3+i] primary key of write i, ARGV[4..] per write: opcode + operands
+    KEYS[4] funnel counters    ARGV[4] stays key prefix ({ns}:v1:stays:)
+    KEYS[4+i] primary key of write i, ARGV[5..] per write: opcode + operands
 
 =======  ==========================================  =================
 opcode   operands                                    primary key
 =======  ==========================================  =================
-``U``    profile id, version, document, stage, ms    profile hash
+``U``    profile id, version, document, stage, ms,   profile hash
+         aggregates
 ``D``    profile id, version                         profile hash
 ``L``    profile id, version, identifier key         identifier hash
 ``X``    version                                     identifier hash
 ``A``    target profile id, version                  alias hash
 =======  ==========================================  =================
 
-``stage`` and ``ms`` are ``""`` for a profile without a stage. The reply is one
+``stage`` and ``ms`` are ``""`` for a profile without a stage. ``aggregates`` is
+the profile's share of the funnel counters and stays sets (JSON, ``""`` for
+none); the script subtracts the stored share and adds the new one, so the
+counters always equal the sum over the stored profiles. The reply is one
 digit per write, in order: ``0`` stale (skipped), ``1`` applied (newer or new
 key), ``2`` replayed (equal version, re-applied).
 
@@ -51,8 +56,8 @@ from cdp.serve.writes import (
 )
 
 APPLY_SOURCE = r"""
-local meta, stream, registry = KEYS[1], KEYS[2], KEYS[3]
-local layout, maxlen, stage_prefix = ARGV[1], ARGV[2], ARGV[3]
+local meta, stream, registry, funnel = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local layout, maxlen, stage_prefix, stays_prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 
 local stored_layout = redis.call('HGET', meta, 'layout')
 if not stored_layout then
@@ -75,17 +80,41 @@ local function leave_stage(stage, pid)
   if redis.call('EXISTS', skey) == 0 then redis.call('SREM', registry, stage) end
 end
 
+-- add (sign 1) or remove (sign -1) a profile's share of the funnel aggregates
+local function aggregate(agg, sign)
+  if not agg or agg == '' then return end
+  local data = cjson.decode(agg)
+  for _, field in ipairs(data['h'] or {}) do
+    if redis.call('HINCRBY', funnel, field, sign) <= 0 then redis.call('HDEL', funnel, field) end
+  end
+  for _, z in ipairs(data['z'] or {}) do
+    if sign > 0 then
+      redis.call('ZADD', stays_prefix .. z[1], z[3], z[2])
+    else
+      redis.call('ZREM', stays_prefix .. z[1], z[2])
+    end
+  end
+end
+
 local function changed(pid, version, op)
   redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'p', pid, 'v', version, 'op', op)
 end
 
-local function upsert(key, pid, version, doc, stage, ms)
-  local cur = redis.call('HMGET', key, 'v', 'doc', 'stage', 'ms')
+local function upsert(key, pid, version, doc, stage, ms, agg)
+  local cur = redis.call('HMGET', key, 'v', 'doc', 'stage', 'ms', 'agg')
   local g = guard(cur[1], version)
   if g == 0 then return 0 end
   local old = cur[3]
-  if g == 2 and cur[2] == doc and (old or '') == stage and (cur[4] or '') == ms then
+  if g == 2 and cur[2] == doc and (old or '') == stage and (cur[4] or '') == ms
+      and (cur[5] or '') == agg then
     return 2
+  end
+  aggregate(cur[5], -1)
+  aggregate(agg, 1)
+  if agg ~= '' then
+    redis.call('HSET', key, 'agg', agg)
+  elseif cur[5] then
+    redis.call('HDEL', key, 'agg')
   end
   if old and old ~= stage then leave_stage(old, pid) end
   if stage ~= '' then
@@ -101,11 +130,12 @@ local function upsert(key, pid, version, doc, stage, ms)
 end
 
 local function delete(key, pid, version)
-  local cur = redis.call('HMGET', key, 'v', 'doc', 'stage')
+  local cur = redis.call('HMGET', key, 'v', 'doc', 'stage', 'agg')
   local g = guard(cur[1], version)
   if g == 0 then return 0 end
   if g == 2 and not cur[2] then return 2 end
   if cur[3] then leave_stage(cur[3], pid) end
+  aggregate(cur[4], -1)
   redis.call('DEL', key)
   redis.call('HSET', key, 'v', version)
   changed(pid, version, 'delete')
@@ -135,12 +165,12 @@ local function alias(key, target, version)
 end
 
 local out = {}
-local a = 4
-for i = 4, #KEYS do
+local a = 5
+for i = 5, #KEYS do
   local key, op, r = KEYS[i], ARGV[a], nil
   if op == 'U' then
-    r = upsert(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5])
-    a = a + 6
+    r = upsert(key, ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6])
+    a = a + 7
   elseif op == 'D' then
     r = delete(key, ARGV[a + 1], ARGV[a + 2])
     a = a + 3
@@ -154,7 +184,7 @@ for i = 4, #KEYS do
     r = alias(key, ARGV[a + 1], ARGV[a + 2])
     a = a + 3
   else
-    return redis.error_reply('CDP_BAD_OPCODE ' .. tostring(op) .. ' at write ' .. (i - 3))
+    return redis.error_reply('CDP_BAD_OPCODE ' .. tostring(op) .. ' at write ' .. (i - 4))
   end
   out[#out + 1] = r
 end
@@ -199,6 +229,7 @@ def _operands(namespace: str, write: Write) -> tuple[str, tuple[str | bytes, ...
             write.document,
             write.stage or "",
             "" if write.stage_entered_ms is None else str(write.stage_entered_ms),
+            write.aggregates,
         )
     if isinstance(write, ProfileDelete):
         return keys.profile(namespace, write.profile_id), (
@@ -226,8 +257,18 @@ def encode(
     """Split ``batch`` into script calls of at most ``writes_per_call`` writes, in order."""
     if writes_per_call < 1:
         raise ValueError("writes_per_call must be >= 1")
-    head_keys = (keys.meta(namespace), keys.changes(namespace), keys.stages(namespace))
-    head_args = (str(keys.LAYOUT_VERSION), str(maxlen), keys.stage_prefix(namespace))
+    head_keys = (
+        keys.meta(namespace),
+        keys.changes(namespace),
+        keys.stages(namespace),
+        keys.funnel(namespace),
+    )
+    head_args = (
+        str(keys.LAYOUT_VERSION),
+        str(maxlen),
+        keys.stage_prefix(namespace),
+        keys.stays_prefix(namespace),
+    )
     calls: list[ScriptCall] = []
     for start in range(0, len(batch), writes_per_call):
         chunk = batch[start : start + writes_per_call]

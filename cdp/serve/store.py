@@ -125,6 +125,8 @@ class _Snapshot:
     aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     stage_registry: list[str] = field(default_factory=list)
+    funnel: dict[str, int] = field(default_factory=dict)
+    stays: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
     unknown_keys: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -431,6 +433,8 @@ class ReadModelStore:
             aliases            {alias_id: {profile_id[, version]}}
             stages             {stage: [[profile_id, entered_ms], ...]}  (by entered_ms, id)
             stage_registry     [stage, ...]
+            funnel             {counter field: count}  (funnel and moment counters)
+            stays              {segment|stage: [[member, seconds], ...]}
             unknown_keys       [key, ...]  (keys under the namespace this layout does not define)
             profile_tombstones {profile_id: version}        (include_versions only)
             identifier_tombstones {digest: version}         (include_versions only)
@@ -449,6 +453,8 @@ class ReadModelStore:
             "aliases": strip(snap.aliases),
             "stages": {s: [[p, ms] for p, ms in members] for s, members in snap.stages.items()},
             "stage_registry": snap.stage_registry,
+            "funnel": snap.funnel,
+            "stays": {k: [[m, sec] for m, sec in rows] for k, rows in snap.stays.items()},
             "unknown_keys": snap.unknown_keys,
         }
         if include_versions:
@@ -497,7 +503,7 @@ class ReadModelStore:
             chunk = parsed[start : start + SCAN_COUNT]
             with self._client.pipeline(transaction=False) as pipe:
                 for key, info in chunk:
-                    if info.kind is KeyKind.STAGE:
+                    if info.kind in (KeyKind.STAGE, KeyKind.STAYS):
                         pipe.zrange(key, 0, -1, withscores=True)
                     elif info.kind is KeyKind.STAGES:
                         pipe.smembers(key)
@@ -513,6 +519,8 @@ class ReadModelStore:
         snap.identifier_tombstones = dict(sorted(snap.identifier_tombstones.items()))
         snap.aliases = dict(sorted(snap.aliases.items()))
         snap.stages = dict(sorted(snap.stages.items()))
+        snap.funnel = dict(sorted(snap.funnel.items()))
+        snap.stays = dict(sorted(snap.stays.items()))
         return snap
 
     def _add(self, snap: _Snapshot, key: str, info: keys.ParsedKey, reply: Any) -> None:
@@ -522,6 +530,12 @@ class ReadModelStore:
             return
         if info.kind is KeyKind.STAGES:
             snap.stage_registry.extend(_text(m) for m in reply)
+            return
+        if info.kind is KeyKind.STAYS:
+            snap.stays[info.ident] = [(_text(m), float(s)) for m, s in reply]
+            return
+        if info.kind is KeyKind.FUNNEL:
+            snap.funnel = {_text(f): int(n) for f, n in reply.items()}
             return
         if info.kind is KeyKind.META:
             layout = _field(reply, keys.META_LAYOUT_FIELD)

@@ -41,6 +41,10 @@ class ProfileUpsert:
     document: bytes
     stage: str | None = None
     stage_entered_ms: int | None = None
+    aggregates: bytes = b""
+    """The profile's share of the funnel and moment counters: JSON
+    ``{"h": [counter field, ...], "z": [[stays suffix, member, seconds], ...]}``
+    (:func:`cdp.serve.journey.aggregate_entries`); empty = none."""
 
     def __post_init__(self) -> None:
         _check_id("profile_id", self.profile_id)

@@ -47,6 +47,7 @@ def test_document_of_the_examples() -> None:
         "consent",
         "sources",
         "event_count",
+        "journey",
     ]
     assert doc.profile_id == "p-0123456789abcdef0123"
     assert doc.identifiers == sorted(IDS)

@@ -8,6 +8,7 @@ run the script on the real Redis).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import fakeredis
@@ -241,6 +242,8 @@ def test_dump(client: fakeredis.FakeRedis, store: ReadModelStore) -> None:
         "aliases": {"p-9": {"profile_id": "p-1"}},
         "stages": {"need": [["p-2", 20]]},
         "stage_registry": ["need"],
+        "funnel": {},
+        "stays": {},
         "unknown_keys": [],
     }
     full = store.dump(include_versions=True)
@@ -262,6 +265,8 @@ def test_dump_of_empty_namespace(store: ReadModelStore) -> None:
         "aliases": {},
         "stages": {},
         "stage_registry": [],
+        "funnel": {},
+        "stays": {},
         "unknown_keys": [],
     }
 
@@ -304,3 +309,34 @@ def test_apply_on_fakeredis_with_lua(store: ReadModelStore) -> None:
     assert store.get_profile("p-1") is None
     assert store.stage_counts() == {}
     assert store.consistency_problems() == []
+
+
+def _agg(counters: list[str], stays: list[list[object]] | None = None) -> bytes:
+    return json.dumps({"h": counters, "z": stays or []}).encode()
+
+
+def test_aggregates_follow_the_stored_profiles(store: ReadModelStore) -> None:
+    a1 = _agg(["all|current|need", "all|reached|need"])
+    a2 = _agg(
+        ["all|current|search", "all|reached|need", "all|converted|need", "all|reached|search"],
+        [["all|need", "p-1:0", 3600.0]],
+    )
+    b1 = _agg(["all|current|need", "all|reached|need"])
+    store.apply([ProfileUpsert("p-1", 1, b"{}", "need", 10, a1)])
+    store.apply([ProfileUpsert("p-2", 1, b"{}", "need", 10, b1)])
+    assert store.dump()["funnel"] == {"all|current|need": 2, "all|reached|need": 2}
+    store.apply([ProfileUpsert("p-1", 2, b"{1}", "search", 20, a2)])
+    store.apply([ProfileUpsert("p-1", 2, b"{1}", "search", 20, a2)])  # replay: no change
+    store.apply([ProfileUpsert("p-1", 1, b"{}", "need", 10, a1)])  # stale: no change
+    dump = store.dump()
+    assert dump["funnel"] == {
+        "all|converted|need": 1,
+        "all|current|need": 1,
+        "all|current|search": 1,
+        "all|reached|need": 2,
+        "all|reached|search": 1,
+    }
+    assert dump["stays"] == {"all|need": [["p-1:0", 3600.0]]}
+    store.apply([ProfileDelete("p-1", 3), ProfileDelete("p-2", 3)])
+    dump = store.dump()
+    assert dump["funnel"] == {} and dump["stays"] == {}

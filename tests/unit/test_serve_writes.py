@@ -70,7 +70,7 @@ def test_encode_layout() -> None:
     calls = encode(
         NS,
         [
-            ProfileUpsert("p-1", 7, b'{"a":1}', "need", 1000),
+            ProfileUpsert("p-1", 7, b'{"a":1}', "need", 1000, b'{"h":["all|current|need"]}'),
             ProfileUpsert("p-2", 8, b"{}"),
             ProfileDelete("p-3", 9),
             IdentifierLink("email:a@example.com", "p-1", 10),
@@ -87,6 +87,7 @@ def test_encode_layout() -> None:
         layout.meta(NS),
         layout.changes(NS),
         layout.stages(NS),
+        layout.funnel(NS),
         layout.profile(NS, "p-1"),
         layout.profile(NS, "p-2"),
         layout.profile(NS, "p-3"),
@@ -98,8 +99,9 @@ def test_encode_layout() -> None:
         "1",
         "1234",
         layout.stage_prefix(NS),
-        *("U", "p-1", "7", b'{"a":1}', "need", "1000"),
-        *("U", "p-2", "8", b"{}", "", ""),
+        layout.stays_prefix(NS),
+        *("U", "p-1", "7", b'{"a":1}', "need", "1000", b'{"h":["all|current|need"]}'),
+        *("U", "p-2", "8", b"{}", "", "", b""),
         *("D", "p-3", "9"),
         *("L", "p-1", "10", "email:a@example.com"),
         *("X", "11"),

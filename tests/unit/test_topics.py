@@ -11,7 +11,8 @@ def test_every_topic_has_explicit_partitions_and_policy() -> None:
     names = [spec.name for spec in specs]
     assert len(names) == len(set(names))
     assert all(name.startswith(("acme.", "acme-worker-")) for name in names)
-    single = {Topics("acme").observations, Topics("acme").changelog("identity-graph")}
+    acme = Topics("acme")
+    single = {acme.observations, acme.qualified, acme.changelog("identity-graph")}
     assert all(spec.partitions == (1 if spec.name in single else 6) for spec in specs)
     assert all(
         spec.broker_config()["cleanup.policy"] in {c.value for c in Cleanup} for spec in specs

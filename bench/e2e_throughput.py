@@ -1,0 +1,236 @@
+"""End-to-end throughput: channel topics -> profiles in Redis, against a raw baseline.
+
+Run on a started local stack (``cdp stack up``)::
+
+    .venv/bin/python -m bench.e2e_throughput --events 20000 --workers 1
+
+Steps, each in a fresh namespace on the same broker and Redis:
+
+1. generate ``--events`` ground-truth events (about 10 per customer) and
+   produce them to the four channel topics (pre-loaded backlog);
+2. **raw baseline**: one confluent-kafka consumer reads the same messages,
+   decodes and validates each one (the Avro codec and the pydantic event
+   models) and pipelines one Redis ``SET`` per event, no other logic;
+3. **pipeline**: start ``--workers`` worker processes and wait until every
+   stage's consumer group has committed the end of its input topics and every
+   event is counted in a profile in Redis.
+
+Prints events/s for both, the ratio, the worker's peak RSS and Redis memory
+per profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+from confluent_kafka import Consumer, TopicPartition
+
+from cdp.contracts.codec import AvroCodec
+from cdp.contracts.events import decode_channel_event
+from cdp.contracts.registry import registry_from_settings
+from cdp.producer import EventProducer
+from cdp.samples import generate
+from cdp.serve.store import ReadModelStore
+from cdp.settings import Settings, load_settings
+from cdp.topics import Topics, ensure_topics
+from cdp.worker_process import WorkerProcess, settings_env
+
+
+@dataclass
+class Result:
+    """One measured run."""
+
+    events: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Events per second."""
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def fresh_settings(prefix: str) -> Settings:
+    """Settings for a new namespace with all topics created."""
+    settings = load_settings(namespace=prefix + uuid.uuid4().hex[:8], metrics_port=0)
+    ensure_topics(settings)
+    return settings
+
+
+def preload(settings: Settings, events: int, seed: int) -> int:
+    """Produce about ``events`` generated events; return the number of distinct events."""
+    dataset = generate(max(1, events // 10), 10, seed=seed, duplicate_rate=0.0, late_rate=0.05)
+    started = time.monotonic()
+    with EventProducer(settings) as producer:
+        for index, event in enumerate(dataset.events):
+            producer.send(event)
+            if index % 5000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+    elapsed = time.monotonic() - started
+    print(f"produced {len(dataset.events):,} events in {elapsed:.1f}s", flush=True)
+    return dataset.distinct_events
+
+
+def raw_baseline(settings: Settings, expected: int) -> Result:
+    """Consume, decode and validate every channel record and pipeline one Redis SET each."""
+    topics = Topics(settings.namespace)
+    codec = AvroCodec(registry_from_settings(settings))
+    client = redis.Redis.from_url(settings.redis_url)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{settings.namespace}-raw-baseline",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(topics.channels)
+    done = 0
+    started: float | None = None
+    try:
+        while done < expected:
+            messages = consumer.consume(1000, timeout=1.0)
+            if not messages:
+                continue
+            if started is None:
+                started = time.monotonic()
+            pipe = client.pipeline(transaction=False)
+            for message in messages:
+                if message.error():
+                    continue
+                channel = topics.channel_of(message.topic())
+                assert channel is not None
+                event = decode_channel_event(codec, message.value(), channel)
+                pipe.set(f"{settings.namespace}:raw:{event.event_id}", message.value())
+                done += 1
+            pipe.execute()
+        return Result(done, time.monotonic() - (started or time.monotonic()))
+    finally:
+        consumer.close()
+        for key in client.scan_iter(f"{settings.namespace}:raw:*", count=1000):
+            client.delete(key)
+        client.close()
+
+
+def _lag(settings: Settings, consumer: Consumer) -> int:
+    """Records the worker's consumer group has not committed yet, over all its inputs."""
+    topics = Topics(settings.namespace)
+    inputs = [*topics.channels, topics.canonical, topics.observations, topics.assignments]
+    inputs.append(topics.facts)
+    metadata = consumer.list_topics(timeout=10)
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in inputs
+        for partition in metadata.topics[topic].partitions
+    ]
+    committed = consumer.committed(partitions, timeout=10)
+    lag = 0
+    for tp in committed:
+        _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        lag += high - max(tp.offset, 0)
+    return lag
+
+
+def _events_in_profiles(store: ReadModelStore) -> tuple[int, int]:
+    profiles = store.dump()["profiles"]
+    return sum(json.loads(e["document"])["event_count"] for e in profiles.values()), len(profiles)
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tuple[Result, dict]:
+    """Run the workers over the pre-loaded backlog until every event is in a profile."""
+    env = settings_env(settings, CDP_LOG_LEVEL="warning")
+    client = redis.Redis.from_url(settings.redis_url)
+    memory_before = int(client.info("memory")["used_memory"])
+    procs = [
+        WorkerProcess(env, logs / f"bench-worker-{settings.namespace}-{n}.log")
+        for n in range(workers)
+    ]
+    group = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": Topics(settings.namespace).app_id,
+            "enable.auto.commit": False,
+        }
+    )
+    started = time.monotonic()
+    for proc in procs:
+        proc.start()
+    first_write: float | None = None
+    peak_rss = 0
+    store = ReadModelStore.from_settings(settings)
+    try:
+        while True:
+            time.sleep(1.0)
+            for proc in procs:
+                assert proc.running, proc.log_tail()
+                assert proc.proc is not None
+                peak_rss = max(peak_rss, _rss_kib(proc.proc.pid))
+            if first_write is None and client.dbsize() > 0:
+                first_write = time.monotonic()
+            lag = _lag(settings, group)
+            print(
+                f"  t={time.monotonic() - started:6.1f}s  uncommitted input records {lag:,}",
+                flush=True,
+            )
+            if lag == 0 and first_write is not None:
+                counted, profiles = _events_in_profiles(store)
+                if counted >= expected:
+                    break
+        finished = time.monotonic()
+        memory_after = int(client.info("memory")["used_memory"])
+        extra = {
+            "profiles": profiles,
+            "startup_s": (first_write or finished) - started,
+            "peak_rss_mib": peak_rss / 1024,
+            "redis_bytes_per_profile": (memory_after - memory_before) / max(profiles, 1),
+        }
+        return Result(expected, finished - (first_write or started)), extra
+    finally:
+        for proc in procs:
+            proc.stop()
+        group.close()
+        store.close()
+        client.close()
+
+
+def main() -> None:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000, help="events to generate")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--logs", type=Path, default=Path(".cdp/bench"))
+    args = parser.parse_args()
+
+    baseline_settings = fresh_settings("benchraw")
+    expected = preload(baseline_settings, args.events, args.seed)
+    raw = raw_baseline(baseline_settings, expected)
+    print(f"raw baseline: {raw.events:,} events in {raw.seconds:.1f}s = {raw.rate:,.0f} events/s")
+
+    settings = fresh_settings("benchcdp")
+    expected = preload(settings, args.events, args.seed)
+    result, extra = pipeline(settings, expected, args.workers, args.logs)
+    print(
+        f"pipeline ({args.workers} worker): {result.events:,} events in {result.seconds:.1f}s"
+        f" = {result.rate:,.0f} events/s ({100 * result.rate / raw.rate:.1f}% of raw);"
+        f" start-up {extra['startup_s']:.1f}s; {extra['profiles']:,} profiles;"
+        f" worker peak RSS {extra['peak_rss_mib']:.0f} MiB;"
+        f" Redis {extra['redis_bytes_per_profile']:,.0f} bytes/profile"
+    )
+
+
+if __name__ == "__main__":
+    main()

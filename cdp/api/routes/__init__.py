@@ -1,0 +1,1 @@
+"""The API's routers: profiles, stages, changes, health and the dashboard."""
