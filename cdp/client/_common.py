@@ -26,6 +26,8 @@ from cdp.api.models import (
     ChangeOut,
     EraseReceipt,
     ExportOut,
+    FunnelOut,
+    MomentsOut,
     ProfileResponse,
     Readiness,
     StagePage,
@@ -181,6 +183,15 @@ def stage_call(stage: str, limit: int, cursor: str | None) -> Call[StagePage]:
         params["cursor"] = cursor
     return Call(StagePage, f"/v1/stages/{quote_segment(stage)}/profiles", params)
 
+
+def funnel_call(region: str | None = None, channel: str | None = None) -> Call[FunnelOut]:
+    """``GET /v1/funnel`` overall, or of one region or one channel."""
+    params = {k: v for k, v in {"region": region, "channel": channel}.items() if v is not None}
+    return Call(FunnelOut, "/v1/funnel", params)
+
+
+MOMENTS_CALL = Call(MomentsOut, "/v1/moments")
+"""``GET /v1/moments``."""
 
 READY_CALL = Call(Readiness, "/readyz")
 """``GET /readyz``."""

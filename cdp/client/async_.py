@@ -115,6 +115,16 @@ class AsyncCdpClient:
         """One page of the profiles in ``stage``, newest first."""
         return await self._call(_common.stage_call(stage, limit, cursor))
 
+    async def funnel(
+        self, *, region: str | None = None, channel: str | None = None
+    ) -> models.FunnelOut:
+        """The journey funnel (overall, or of one region or one channel)."""
+        return await self._call(_common.funnel_call(region, channel))
+
+    async def moments(self) -> models.MomentsOut:
+        """Moment-of-truth counts, per moment and per stage."""
+        return await self._call(_common.MOMENTS_CALL)
+
     async def iter_stage(
         self, stage: str, *, page_size: int = 200
     ) -> AsyncIterator[models.StageMemberOut]:

@@ -14,6 +14,8 @@ from cdp.api.models import (
     ChangeOut,
     EraseReceipt,
     ExportOut,
+    FunnelOut,
+    MomentsOut,
     Profile,
     ProfileResponse,
     Readiness,
@@ -23,6 +25,7 @@ from cdp.api.models import (
 from cdp.client._common import (
     DEFAULT_BASE_URL,
     FEED_ERRORS,
+    MOMENTS_CALL,
     READY_CALL,
     Call,
     ChangeFeed,
@@ -31,6 +34,7 @@ from cdp.client._common import (
     auth_headers,
     erase_call,
     export_call,
+    funnel_call,
     lookup_call,
     params_of,
     profile_call,
@@ -144,6 +148,14 @@ class CdpClient:
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def funnel(self, *, region: str | None = None, channel: str | None = None) -> FunnelOut:
+        """The journey funnel (overall, or of one region or one channel)."""
+        return self._call(funnel_call(region, channel))
+
+    def moments(self) -> MomentsOut:
+        """Moment-of-truth counts, per moment and per stage."""
+        return self._call(MOMENTS_CALL)
 
     def ready(self) -> Readiness:
         """``GET /readyz``; raises :class:`~cdp.client.errors.ServerError` when not ready."""

@@ -32,6 +32,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from cdp.api.app import create_app
+from cdp.api.models import FunnelOut, MomentsOut
 from cdp.client import (
     AuthenticationError,
     CdpClient,
@@ -200,33 +201,32 @@ def test_funnel_and_moments_equal_a_recomputation_over_the_stored_documents(api:
     assert len(states) == 60
     expected = compute_funnel(states, journey)
     assert read_funnel(api.store, journey) == expected  # the aggregates the writes keep
-    with api.client(MARKETING) as marketing, api.client(SERVICE) as service:
-        overall = marketing.funnel()
-        assert overall.journey == "b2b" and overall.stages == list(journey.stage_names)
-        assert overall.segment.kind == "all" and overall.segment.value is None
-        assert FunnelSegment.model_validate(overall.funnel.model_dump()) == expected.overall
-        assert overall.regions == sorted(expected.by_region)
-        assert overall.channels == sorted(expected.by_channel)
-        for region, segment in expected.by_region.items():
-            got = service.funnel(region=region)
-            assert got.segment.value == region
+    overall = FunnelOut.model_validate(raw(api, "GET", "/v1/funnel", MARKETING).json())
+    assert overall.journey == "b2b" and overall.stages == list(journey.stage_names)
+    assert overall.segment.kind == "all" and overall.segment.value is None
+    assert FunnelSegment.model_validate(overall.funnel.model_dump()) == expected.overall
+    assert overall.regions == sorted(expected.by_region)
+    assert overall.channels == sorted(expected.by_channel)
+    for name, segments in (("region", expected.by_region), ("channel", expected.by_channel)):
+        for value, segment in segments.items():
+            response = raw(api, "GET", f"/v1/funnel?{name}={value}", SERVICE)
+            got = FunnelOut.model_validate(response.json())
+            assert got.segment.kind == name and got.segment.value == value
             assert FunnelSegment.model_validate(got.funnel.model_dump()) == segment
-        for channel, segment in expected.by_channel.items():
-            got = service.funnel(channel=channel)
-            assert FunnelSegment.model_validate(got.funnel.model_dump()) == segment
-        with pytest.raises(NotFoundError):
-            service.funnel(region="ZZ")
 
-        moments = service.moments()
-        totals = Counter(m.name for state in states for m in state.moments)
-        assert {m.name: m.total for m in moments.moments if m.total} == dict(totals)
-        assert moments.total == sum(totals.values()) > 0
-        stored = read_moments(api.store)
-        for moment in moments.moments:
-            if moment.total:
-                assert moment.by_stage == {
-                    k: v for k, v in stored[moment.name].items() if k != "total"
-                }
+    moments = MomentsOut.model_validate(raw(api, "GET", "/v1/moments", SERVICE).json())
+    totals = Counter(m.name for state in states for m in state.moments)
+    assert {m.name: m.total for m in moments.moments if m.total} == dict(totals)
+    assert moments.total == sum(totals.values()) > 0
+    stored = read_moments(api.store)
+    for moment in moments.moments:
+        if moment.total:
+            assert moment.by_stage == {k: v for k, v in stored[moment.name].items() if k != "total"}
+    with api.client(MARKETING) as client:  # the typed client reads the same reports
+        assert client.funnel() == overall
+        region = next(iter(expected.by_region))
+        assert client.funnel(region=region).segment.value == region
+        assert client.moments() == moments
     page = httpx.get(f"{api.url}/dashboard/funnel?key={SALES}")
     assert page.status_code == 200
     need = expected.overall.stages[0]

@@ -51,6 +51,25 @@ STABLE_FOR = 1.5
 
 
 @pytest.fixture(scope="module")
+def chromium() -> Path:
+    """The browser binary, or a failure that says how to install it (never a skip).
+
+    Checked before the pipeline starts, so a missing browser fails at once."""
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Debian's chromium is missing ({CHROMIUM} is not an executable): the browser test "
+            "needs it. Run `make browser` (apt-get install chromium; `make test` does this "
+            "first) or set CDP_CHROMIUM to a chromium binary.",
+            pytrace=False,
+        )
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.fail("playwright is not installed: pip install -e '.[dev]'", pytrace=False)
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
 def dataset() -> Dataset:
     return generate(CUSTOMERS, 8, seed=2027, duplicate_rate=0.02, late_rate=0.05)
 
@@ -82,6 +101,7 @@ def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -
 
 @pytest.fixture(scope="module")
 def pipeline(
+    chromium: Path,
     stack_settings: Settings,
     dataset: Dataset,
     tmp_path_factory: pytest.TempPathFactory,
@@ -124,18 +144,6 @@ def api_url(pipeline: Settings) -> Iterator[str]:
     thread.join(10)
 
 
-def _chromium() -> Path:
-    """The browser binary, or a failure that says how to install it (never a skip)."""
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(
-            f"Debian's chromium is missing ({CHROMIUM} is not an executable): the browser test "
-            "needs it. Run `make browser` (apt-get install chromium; `make test` does this "
-            "first) or set CDP_CHROMIUM to a chromium binary.",
-            pytrace=False,
-        )
-    return CHROMIUM
-
-
 def _customer_in_one_profile(
     dataset: Dataset, store: ReadModelStore
 ) -> tuple[Customer, dict[str, Any]]:
@@ -156,13 +164,10 @@ def _customer_in_one_profile(
 
 
 def test_lookup_by_email_and_funnel_in_chromium(
-    dataset: Dataset, pipeline: Settings, api_url: str
+    chromium: Path, dataset: Dataset, pipeline: Settings, api_url: str
 ) -> None:
-    executable = _chromium()
-    try:
-        from playwright.sync_api import expect, sync_playwright
-    except ImportError:  # pragma: no cover - the dev extras pin it
-        pytest.fail("playwright is not installed: pip install -e '.[dev]'", pytrace=False)
+    from playwright.sync_api import expect, sync_playwright
+
     with ReadModelStore.from_settings(pipeline) as store:
         customer, document = _customer_in_one_profile(dataset, store)
         funnel = read_funnel(store, default_journey())
@@ -172,7 +177,7 @@ def test_lookup_by_email_and_funnel_in_chromium(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(executable), headless=True)
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.set_default_timeout(15_000)
