@@ -84,6 +84,14 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Ou
             message = event.message
             key: bytes = message.key
             if message.topic == topics.assignments:
+                if message.value is None:
+                    # A tombstone: the identifier was erased (GDPR, written by the API
+                    # together with the read-model deletion). Forget it and its facts;
+                    # nothing is sent, so the erased profile is not rendered again.
+                    for table in (assignment_table, facts_table):
+                        if key in table:
+                            del table[key]
+                    continue
                 profile_id = _parse_assignment(message.value)
                 old: str | None = assignment_table.get(key)
                 if old != profile_id:
