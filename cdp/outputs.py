@@ -87,10 +87,6 @@ class Outputs:
         """Serve delivery callbacks that are due."""
         self._producer.poll(0)
 
-    def close(self, timeout: float = 30.0) -> None:
-        """Deliver what is queued (used at shutdown)."""
-        self._producer.flush(timeout)
-
 
 class OutputBatch:
     """Records of one processing step; :meth:`delivered` waits for all their acks."""
@@ -98,7 +94,6 @@ class OutputBatch:
     def __init__(self, outputs: Outputs) -> None:
         self._outputs = outputs
         self.pending = 0
-        self.sent = 0
 
     def send(
         self,
@@ -110,7 +105,6 @@ class OutputBatch:
     ) -> None:
         """Queue one record (``value`` None is a tombstone; partition None: by key)."""
         self.pending += 1
-        self.sent += 1
         self._outputs.produce(
             topic, key, value, list(headers) if headers else None, self._on_delivery, partition
         )

@@ -88,24 +88,21 @@ def select_segment(
     value sent.
     """
     check_one_segment(region, channel)
-    if region is not None:
-        found = funnel.by_region.get(region)
+    choices = (
+        ("region", region, funnel.by_region, "no profile of this region in the funnel"),
+        ("channel", channel, funnel.by_channel, "no profile reached a stage via this channel"),
+    )
+    for kind, value, segments, missing in choices:
+        if value is None:
+            continue
+        found = segments.get(value)
         if found is None:
             raise NotFound(
-                "no profile of this region in the funnel",
+                missing,
                 code="segment_not_found",
-                details={"parameter": "region", "available": sorted(funnel.by_region)},
+                details={"parameter": kind, "available": sorted(segments)},
             )
-        return SegmentOut(kind="region", value=region), found
-    if channel is not None:
-        found = funnel.by_channel.get(channel)
-        if found is None:
-            raise NotFound(
-                "no profile reached a stage via this channel",
-                code="segment_not_found",
-                details={"parameter": "channel", "available": sorted(funnel.by_channel)},
-            )
-        return SegmentOut(kind="channel", value=channel), found
+        return SegmentOut(kind=kind, value=value), found
     return SegmentOut(kind="all"), funnel.overall
 
 
