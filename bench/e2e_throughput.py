@@ -22,7 +22,6 @@ per profile.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ from cdp.contracts.events import decode_channel_event
 from cdp.contracts.registry import registry_from_settings
 from cdp.producer import EventProducer
 from cdp.samples import generate
-from cdp.serve.store import ReadModelStore
+from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings, load_settings
 from cdp.topics import Topics, ensure_topics
 from cdp.worker_process import WorkerProcess, settings_env
@@ -137,11 +136,6 @@ def _lag(settings: Settings, consumer: Consumer) -> int:
     return lag
 
 
-def _events_in_profiles(store: ReadModelStore) -> tuple[int, int]:
-    profiles = store.dump()["profiles"]
-    return sum(json.loads(e["document"])["event_count"] for e in profiles.values()), len(profiles)
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -186,8 +180,9 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
                 flush=True,
             )
             if lag == 0 and first_write is not None:
-                counted, profiles = _events_in_profiles(store)
-                if counted >= expected:
+                dump = store.dump()
+                profiles = len(dump["profiles"])
+                if events_in_profiles(dump) >= expected:
                     break
         finished = time.monotonic()
         memory_after = int(client.info("memory")["used_memory"])

@@ -10,9 +10,16 @@ stage does.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
 
 from cdp.identity.clustering import candidate_id
 from cdp.identity.config import default_identity_config
@@ -200,3 +207,23 @@ def seed_generated(
         writes += [IdentifierLink(key, profile_id, version) for key in sorted(keys[customer.key])]
     store.apply(writes)
     return Generated(dataset, documents)
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` on uvicorn in a thread on a free port; yield its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from cdp.serve.store import ReadModelStore
+from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings, get_settings
 
 sample_app = typer.Typer(help="Sample events from all four channels.", no_args_is_help=True)
@@ -161,7 +161,7 @@ def demo(
         mark = TopicMark.take(settings, [topics.canonical, topics.deadletter])
 
         store = ReadModelStore.from_settings(settings)
-        events_before = _events_in_profiles(store)
+        events_before = events_in_profiles(store.dump())
         _step(f"4/6 sending {events} sample events from four channels and {broken} broken records")
         _send_samples(settings, events, broken, seed)
 
@@ -177,7 +177,7 @@ def demo(
         target = events_before + len(outcomes.accepted)
         report = _progress("in profiles")
         deadline = time.monotonic() + timeout
-        while (done := _events_in_profiles(store) - events_before) < len(outcomes.accepted):
+        while (done := events_in_profiles(store.dump()) - events_before) < len(outcomes.accepted):
             report(max(done, 0), len(outcomes.accepted))
             if time.monotonic() > deadline or not worker.running:
                 typer.secho(f"profiles incomplete; see {log_path}", fg="red", err=True)
@@ -208,13 +208,6 @@ def demo(
     _print_funnel(store, settings)
     typer.echo(
         f"\nThe stack keeps running: `cdp stack status`, `cdp stack down`. Worker log: {log_path}"
-    )
-
-
-def _events_in_profiles(store: ReadModelStore) -> int:
-    """Events folded into the profiles of the namespace so far."""
-    return sum(
-        json.loads(entry["document"])["event_count"] for entry in store.dump()["profiles"].values()
     )
 
 

@@ -33,6 +33,7 @@ from cdp.messages import dumps
 from cdp.outputs import Outputs
 from cdp.settings import Settings
 from cdp.streams import raw_topic
+from cdp.topic_reader import read_topic
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,6 @@ class HandedOff:
 
 def read_handoffs(settings: Settings) -> Iterator[QualificationCandidate]:
     """Every hand-off record on the topic, up to its current end."""
-    from cdp.serve.rebuild import read_topic
-
     for _key, value in read_topic(settings, Topics(settings.namespace).handoffs):
         if value is not None:
             yield QualificationCandidate.parse(value)

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from cdp.messages import Assignment
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import Write
 from cdp.settings import Settings
+from cdp.topic_reader import read_topic
 from cdp.topics import Topics
 
 Progress = Callable[[str], None]
@@ -59,7 +58,7 @@ def rebuild(settings: Settings, progress: Progress = lambda _line: None) -> Rebu
         progress(f"wiped {wiped} keys of namespace {settings.namespace!r}")
 
         profiles: dict[str, tuple[int, bytes] | None] = {}
-        for key, value in _latest(settings, topics.profiles, progress):
+        for key, value in read_topic(settings, topics.profiles, progress):
             if value is None:
                 profiles[key] = None
             else:
@@ -77,7 +76,7 @@ def rebuild(settings: Settings, progress: Progress = lambda _line: None) -> Rebu
 
         # Last record per key first, then drop the nulls: a tombstone (GDPR erasure) must
         # win over the assignment before it.
-        latest = dict(_latest(settings, topics.assignments, progress))
+        latest = dict(read_topic(settings, topics.assignments, progress))
         assignments = {
             key: Assignment.parse(value) for key, value in latest.items() if value is not None
         }
@@ -106,53 +105,3 @@ def _apply(store: ReadModelStore, writes: list[Write], what: str, progress: Prog
     for start in range(0, len(writes), BATCH):
         store.apply(writes[start : start + BATCH])
     progress(f"wrote {len(writes)} writes for {what}")
-
-
-def read_topic(settings: Settings, topic: str) -> Iterator[tuple[str, bytes | None]]:
-    """Every keyed record of ``topic`` up to its current end, oldest first: (key, value)."""
-    return _latest(settings, topic, lambda _message: None)
-
-
-def _latest(
-    settings: Settings, topic: str, progress: Progress
-) -> Iterator[tuple[str, bytes | None]]:
-    """Every record of ``topic`` up to its current end, oldest first: (key, value)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"{settings.namespace}-rebuild",
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-        }
-    )
-    try:
-        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
-        ends: dict[int, int] = {}
-        assignment = []
-        for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
-            if high > low:
-                ends[partition] = high
-                assignment.append(TopicPartition(topic, partition, low))
-        total = sum(ends.values())
-        progress(f"reading {topic} ({total} records)")
-        if not assignment:
-            return
-        consumer.assign(assignment)
-        remaining = set(ends)
-        while remaining:
-            for message in consumer.consume(num_messages=5000, timeout=1.0):
-                partition = message.partition() or 0
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(partition)
-                    continue
-                offset = message.offset() or 0
-                if offset >= ends[partition] - 1:
-                    remaining.discard(partition)
-                key = message.key()
-                if offset < ends[partition] and key is not None:
-                    yield key.decode(), message.value()
-    finally:
-        consumer.close()

@@ -7,6 +7,7 @@ newer state, and :meth:`ReadModelStore.wipe` + a replay from Kafka rebuilds it.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,11 @@ def _field(mapping: Mapping[Any, Any] | None, name: str) -> Any:
     if name.encode() in mapping:
         return mapping[name.encode()]
     return mapping.get(name)
+
+
+def events_in_profiles(dump: Mapping[str, Any]) -> int:
+    """Events folded into the profiles of a :meth:`ReadModelStore.dump` (their ``event_count``s)."""
+    return sum(json.loads(entry["document"])["event_count"] for entry in dump["profiles"].values())
 
 
 class ReadModelStore:

@@ -12,7 +12,6 @@ afterwards.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -22,8 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from fastapi import FastAPI
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
@@ -48,8 +46,17 @@ from cdp.serve import ReadModelStore
 from cdp.serve.journey import read_funnel, read_moments
 from cdp.serve.rebuild import rebuild
 from cdp.settings import Settings
+from cdp.topic_reader import read_topic
 from cdp.topics import Topics
-from tests.api_support import ADMIN, MARKETING, SALES, SERVICE, seed_generated, seed_person
+from tests.api_support import (
+    ADMIN,
+    MARKETING,
+    SALES,
+    SERVICE,
+    seed_generated,
+    seed_person,
+    serving,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -78,21 +85,8 @@ def store(settings: Settings) -> Iterator[ReadModelStore]:
 
 @pytest.fixture()
 def api(settings: Settings, store: ReadModelStore) -> Iterator[Api]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=0, log_level="warning", access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Api(f"http://127.0.0.1:{port}", settings, store)
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings)) as url:
+        yield Api(url, settings, store)
 
 
 def raw(api: Api, method: str, path: str, key: str | None = ADMIN, **kwargs: Any) -> httpx.Response:
@@ -316,34 +310,6 @@ def _publish_like_the_worker(
     assert producer.flush(30) == 0
 
 
-def _read_topic(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": "t-api-read",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        records: list[tuple[bytes | None, bytes | None]] = []
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
-            if high <= low:
-                continue
-            consumer.assign([TopicPartition(topic, partition, low)])
-            while True:
-                message = consumer.poll(5)
-                assert message is not None, f"timed out reading {topic}"
-                if message.error() is None:
-                    records.append((message.key(), message.value()))
-                if (message.offset() or 0) >= high - 1:
-                    break
-        return records
-    finally:
-        consumer.close()
-
-
 def test_erase_then_rebuild_does_not_bring_the_person_back(api: Api) -> None:
     settings = api.settings
     _publish_like_the_worker(settings, {"p-anna": ANNA, "p-otto": OTTO}, version=5)
@@ -361,16 +327,16 @@ def test_erase_then_rebuild_does_not_bring_the_person_back(api: Api) -> None:
         with pytest.raises(NotFoundError):
             admin.get_profile("p-anna")
 
-        audit = _read_topic(settings, receipt.audit_topic)
-        assert len(audit) == 1 and audit[0][0] == b"p-anna" and audit[0][1] is not None
+        audit = list(read_topic(settings, receipt.audit_topic))
+        assert len(audit) == 1 and audit[0][0] == "p-anna" and audit[0][1] is not None
         event = json.loads(audit[0][1])
         assert event["type"] == "profile_erased" and event["department"] == "admin"
         assert event["audit_id"] == receipt.audit_id and event["identifier_count"] == len(ANNA)
         assert b"anna@" not in audit[0][1] and b"+49" not in audit[0][1]
         tombstoned = {
-            k for k, v in _read_topic(settings, Topics(settings.namespace).assignments) if v is None
+            k for k, v in read_topic(settings, Topics(settings.namespace).assignments) if v is None
         }
-        assert tombstoned == {key.encode() for key in ANNA}
+        assert tombstoned == set(ANNA)
 
         stats = rebuild(settings)
         assert stats.profiles == 1

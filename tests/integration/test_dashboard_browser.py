@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from collections import Counter
@@ -26,18 +25,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from cdp.api.app import create_app
 from cdp.journey import default_journey
 from cdp.producer import EventProducer
 from cdp.samples import STAGES, Customer, Dataset, generate
 from cdp.serve.journey import read_funnel
-from cdp.serve.store import ReadModelStore
+from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import PROJECT_ROOT, Settings, load_settings
 from cdp.topics import ensure_topics
 from cdp.worker_process import WorkerProcess, settings_env
-from tests.api_support import SALES
+from tests.api_support import SALES, serving
 
 pytestmark = pytest.mark.integration
 
@@ -74,10 +72,6 @@ def dataset() -> Dataset:
     return generate(CUSTOMERS, 8, seed=2027, duplicate_rate=0.02, late_rate=0.05)
 
 
-def _events_in_profiles(dump: dict[str, Any]) -> int:
-    return sum(json.loads(e["document"])["event_count"] for e in dump["profiles"].values())
-
-
 def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -> None:
     """Until every event is in a profile and the read model stays unchanged a moment."""
     started = time.monotonic()
@@ -87,7 +81,7 @@ def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -
     while time.monotonic() - started < CONVERGE_TIMEOUT:
         assert worker.running, "the worker died:\n" + worker.log_tail()
         current = store.dump()
-        done = _events_in_profiles(current)
+        done = events_in_profiles(current)
         if current != previous:
             previous, since = current, time.monotonic()
         elif done == events and time.monotonic() - since >= STABLE_FOR:
@@ -127,21 +121,8 @@ def pipeline(
 
 @pytest.fixture(scope="module")
 def api_url(pipeline: Settings) -> Iterator[str]:
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(pipeline), host="127.0.0.1", port=0, log_level="warning", access_log=False
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(pipeline)) as url:
+        yield url
 
 
 def _customer_in_one_profile(

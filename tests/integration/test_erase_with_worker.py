@@ -18,22 +18,18 @@ from cdp.api.privacy import Eraser, collect
 from cdp.api.views import View
 from cdp.producer import EventProducer
 from cdp.samples import generate
-from cdp.serve.store import ReadModelStore
+from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings
 from cdp.worker_process import WorkerProcess, settings_env
 
 pytestmark = pytest.mark.integration
 
 
-def _events_in_profiles(store: ReadModelStore) -> int:
-    return sum(json.loads(e["document"])["event_count"] for e in store.dump()["profiles"].values())
-
-
 def _wait_for(store: ReadModelStore, events: int, worker: WorkerProcess) -> None:
     deadline = time.monotonic() + 120
-    while _events_in_profiles(store) < events:
+    while events_in_profiles(store.dump()) < events:
         assert worker.running, worker.log_tail()
-        assert time.monotonic() < deadline, f"{_events_in_profiles(store)} of {events} events"
+        assert time.monotonic() < deadline, f"{events_in_profiles(store.dump())} of {events} events"
         time.sleep(0.5)
 
 

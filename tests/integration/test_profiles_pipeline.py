@@ -34,9 +34,10 @@ from cdp.profile.survivorship import default_trait_config
 from cdp.samples import STAGES, Dataset, generate
 from cdp.scoring import Expected, expected_profiles, score
 from cdp.serve.journey import read_funnel, read_moments
-from cdp.serve.rebuild import read_topic, rebuild
-from cdp.serve.store import ReadModelStore
+from cdp.serve.rebuild import rebuild
+from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings, load_settings
+from cdp.topic_reader import read_topic
 from cdp.topics import Topics, ensure_topics
 from cdp.worker_process import WorkerProcess, settings_env
 
@@ -71,10 +72,6 @@ def expected(dataset: Dataset) -> Expected:
     return expected_profiles(dataset, default_identity_config())
 
 
-def _events_in_profiles(dump: dict[str, Any]) -> int:
-    return sum(json.loads(entry["document"])["event_count"] for entry in dump["profiles"].values())
-
-
 def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -> dict[str, Any]:
     """Wait until every event is in a profile and two dumps 3 s apart are equal.
 
@@ -90,7 +87,7 @@ def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -
         now = time.monotonic()
         assert worker.running, worker.log_tail()
         current = store.dump()
-        done = _events_in_profiles(current)
+        done = events_in_profiles(current)
         if not progress or progress[-1][1] != done:
             progress.append((round(now - started), done))
         if current != previous:

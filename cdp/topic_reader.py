@@ -1,0 +1,59 @@
+"""Read a topic from its beginning up to its current end (rebuilds, hand-off memory, tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+from cdp.settings import Settings
+
+
+def read_topic(
+    settings: Settings, topic: str, progress: Callable[[str], None] | None = None
+) -> Iterator[tuple[str, bytes | None]]:
+    """Every keyed record of ``topic`` up to the end offsets at the start, oldest first.
+
+    Yields ``(key, value)`` (``value`` None: a tombstone); keyless records are
+    skipped. Uses no consumer group offsets (partitions are assigned, nothing is
+    committed). ``progress`` hears one line with the number of records.
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": f"{settings.namespace}-reader",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        ends: dict[int, int] = {}
+        assignment = []
+        for partition in metadata.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            if high > low:
+                ends[partition] = high
+                assignment.append(TopicPartition(topic, partition, low))
+        if progress is not None:
+            progress(f"reading {topic} ({sum(ends.values())} records)")
+        if not assignment:
+            return
+        consumer.assign(assignment)
+        remaining = set(ends)
+        while remaining:
+            for message in consumer.consume(num_messages=5000, timeout=1.0):
+                partition = message.partition() or 0
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        remaining.discard(partition)
+                    continue
+                offset = message.offset() or 0
+                if offset >= ends[partition] - 1:
+                    remaining.discard(partition)
+                key = message.key()
+                if offset < ends[partition] and key is not None:
+                    yield key.decode(), message.value()
+    finally:
+        consumer.close()
