@@ -74,8 +74,8 @@ def _uncommitted_from_the_beginning() -> None:
     is missing (or 0) wherever the fetcher happens to be, which after a restart
     was the end of the partition, whatever ``auto_offset_reset`` says: a worker
     killed before its first commit on a partition skipped everything written
-    there meanwhile. After Faust's seek, such partitions are sought to 0
-    (at-least-once: re-processing is harmless, skipping is not).
+    there meanwhile. After Faust's seek, such partitions whose position is past 0
+    are sought to 0 (at-least-once: re-processing is harmless, skipping is not).
     """
     from faust.transport.consumer import Consumer
 
@@ -86,7 +86,9 @@ def _uncommitted_from_the_beginning() -> None:
     async def perform_seek(self: Consumer) -> None:
         await original(self)
         for tp in self.assignment():
-            if not self._committed_offset.get(tp):
+            # Only where the fetcher is ahead: a seek to where it already is would race
+            # with records fetched before it, which Faust then drops as already read.
+            if not self._committed_offset.get(tp) and (await self.position(tp) or 0) > 0:
                 await self.seek(tp, 0)
 
     perform_seek._cdp_patched = True  # type: ignore[attr-defined]
