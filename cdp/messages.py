@@ -36,8 +36,39 @@ class Observation:
     @classmethod
     def parse(cls, data: bytes) -> Observation:
         """Deserialise."""
-        raw = json.loads(data)
+        return cls.from_json(json.loads(data))
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Observation:
+        """From the parsed JSON object."""
         return cls(raw["e"], datetime.fromisoformat(raw["t"]), tuple(raw["k"]))
+
+
+@dataclass(frozen=True)
+class ErasureRequest:
+    """Forget a person (GDPR erasure, ``identity.observations``, keyed by the audit id).
+
+    ``keys`` are identifier keys of the person; the identity stage erases the
+    whole profile(s) they belong to. ``audit_id`` ties it to the audit event.
+    """
+
+    keys: tuple[str, ...]
+    audit_id: str
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"op": "erase", "k": list(self.keys), "a": self.audit_id})
+
+
+IdentityInput = Observation | ErasureRequest
+
+
+def parse_identity_input(data: bytes) -> IdentityInput:
+    """Deserialise an ``identity.observations`` record: an observation or an erasure request."""
+    raw = json.loads(data)
+    if raw.get("op") == "erase":
+        return ErasureRequest(tuple(raw["k"]), str(raw["a"]))
+    return Observation.from_json(raw)
 
 
 @dataclass(frozen=True)
@@ -101,7 +132,22 @@ class MembersSet:
         return dumps({"op": "members", "m": list(self.members), "v": self.version})
 
 
-FactsMessage = FactsAdded | MemberReleased | MembersSet
+@dataclass(frozen=True)
+class ProfileErased:
+    """The person of this profile id was erased: forget everything (``profile.facts``).
+
+    Facts that arrive later for the id are dropped until the identity stage
+    makes it current again (a non-empty :class:`MembersSet`).
+    """
+
+    version: int
+
+    def to_bytes(self) -> bytes:
+        """Serialise."""
+        return dumps({"op": "erase", "v": self.version})
+
+
+FactsMessage = FactsAdded | MemberReleased | MembersSet | ProfileErased
 
 
 def parse_facts_message(data: bytes) -> FactsMessage:
@@ -114,4 +160,6 @@ def parse_facts_message(data: bytes) -> FactsMessage:
         return MemberReleased(raw["m"])
     if op == "members":
         return MembersSet(tuple(raw["m"]), int(raw["v"]))
+    if op == "erase":
+        return ProfileErased(int(raw["v"]))
     raise ValueError(f"unknown profile.facts op {op!r}")

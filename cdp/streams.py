@@ -50,6 +50,12 @@ def put(table: Any, out: OutputBatch, partition: int, key: bytes, value: Any) ->
     )
 
 
+def delete(table: Any, out: OutputBatch, partition: int, key: bytes) -> None:
+    """Remove ``table[key]`` and queue its changelog tombstone in ``out`` (see :func:`put`)."""
+    table.data.pop(key, None)
+    out.send(table.changelog_topic.get_topic_name(), key, None, partition=partition)
+
+
 _json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 

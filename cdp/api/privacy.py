@@ -15,7 +15,10 @@ keys (``SCAN`` in batches): an erasure or export costs O(keys in the namespace).
    ``acks=all`` producer, and the call waits for every acknowledgement. If any
    is missing the erasure stops before Redis is touched (503, safe to retry).
    With the tombstones in place, a rebuild from Kafka (``cdp rebuild``) cannot
-   bring the person back.
+   bring the person back. An erasure request on ``identity.observations``
+   makes the workers forget the person as well: the identity stage removes the
+   identifiers from its graph and tells the facts and profile stages to drop
+   their state (see ``docs/api.md``, "Erasure").
 2. Redis: ``ProfileDelete`` for the profile (and every aliased id that still
    holds a document) and ``IdentifierUnlink`` for its identifiers, versioned
    one above the stored version so they apply and leave tombstones that keep
@@ -41,6 +44,7 @@ from typing import Any
 from cdp.api.access import Principal
 from cdp.api.errors import Unavailable
 from cdp.api.models import AliasEntry, ChangeOut, EraseReceipt, ExportOut, IdentifierEntry
+from cdp.messages import ErasureRequest
 from cdp.serve import keys
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import IdentifierUnlink, ProfileDelete, Write
@@ -286,6 +290,15 @@ class Eraser:
             (self.topics.profiles, pid.encode("utf-8"), None) for pid in profile_ids
         ]
         records += [(self.topics.assignments, key.encode("utf-8"), None) for key in identifier_keys]
+        # The workers forget the person too (identity graph, facts, profile state), so
+        # neither a restart nor a replay can write it to Redis again.
+        records.append(
+            (
+                self.topics.observations,
+                audit_id.encode("utf-8"),
+                ErasureRequest(tuple(identifier_keys), audit_id).to_bytes(),
+            )
+        )
         records.append(
             (
                 self.topics.privacy_audit,

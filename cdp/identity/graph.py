@@ -115,6 +115,26 @@ class GraphChange:
         return not (self.assignments or self.merges or self.splits or self.touched)
 
 
+@dataclass(frozen=True, slots=True)
+class Forgetting:
+    """What :meth:`IdentityGraph.forget` removed and changed.
+
+    ``erased`` are the identifier keys that left the graph (their records are
+    to be deleted), ``profile_ids`` every id that named them (their current
+    profiles and their candidate ids, which other ids may alias to).
+    ``assignments`` holds the new profile of every remaining identifier whose
+    profile changed because its links to erased identifiers are gone, and
+    ``touched`` the remaining identifiers whose records lost an edge.
+    """
+
+    erased: frozenset[IdentifierKey]
+    profile_ids: frozenset[ProfileId]
+    assignments: Mapping[IdentifierKey, ProfileId] = field(default_factory=dict)
+    previous: Mapping[IdentifierKey, ProfileId] = field(default_factory=dict)
+    """The former profile of each identifier in ``assignments``."""
+    touched: frozenset[IdentifierKey] = frozenset()
+
+
 class IdentityRecord(TypedDict):
     """Stored evidence of one identifier: ``{"edges": {neighbour: [time_iso, event_id]}}``."""
 
@@ -248,6 +268,69 @@ class IdentityGraph:
             if seed not in old:
                 self._recompute(seed, old)
         return self._change(origin, old, touched, [])
+
+    def forget(self, keys: Iterable[IdentifierKey | str]) -> Forgetting:
+        """Erase the people that ``keys`` belong to (GDPR): their identifiers and evidence.
+
+        Every member of the current profile of each key (and each key itself) is
+        removed with all its edges; the remaining identifiers of the connected
+        components involved are re-clustered from their remaining evidence, so
+        the result equals a graph built from the records without the erased
+        keys. Cost: the size of those components. Unknown keys are ignored.
+        """
+        erased: set[IdentifierKey] = set()
+        for raw in keys:
+            key = IdentifierKey(raw)
+            profile_id = self._profile.get(key)
+            if profile_id is None:
+                continue
+            erased.add(key)
+            erased.update(self._members.get(profile_id, ()))
+        if not erased:
+            return Forgetting(frozenset(), frozenset())
+        profile_ids = {self._profile[key] for key in erased} | {candidate_id(k) for k in erased}
+        component = set(erased)
+        stack = list(erased)
+        while stack:
+            for neighbour in self._edges[stack.pop()]:
+                if neighbour not in component:
+                    component.add(neighbour)
+                    stack.append(neighbour)
+        remaining = sorted(component - erased)
+        previous = {key: self._profile[key] for key in remaining}
+        kept_edges = {
+            key: {n: ev for n, ev in self._edges[key].items() if n not in erased}
+            for key in remaining
+        }
+        touched = {key for key in remaining if len(kept_edges[key]) != len(self._edges[key])}
+        for key in component:
+            self._members.pop(self._profile[key], None)
+            del self._profile[key]
+            del self._edges[key]
+            self._by_candidate.pop(candidate_id(key), None)
+            del self._comp_parent[key]
+            self._comp_size.pop(key, None)
+            self._comp_max.pop(key, None)
+        for key in remaining:
+            self._add_node(key)
+        for key in remaining:
+            for neighbour, evidence in kept_edges[key].items():
+                if key < neighbour:
+                    self._edges[key][neighbour] = evidence
+                    self._edges[neighbour][key] = evidence
+                    self._union_components(key, neighbour, (evidence, key, neighbour))
+        old: dict[IdentifierKey, ProfileId | None] = {}
+        for key in remaining:
+            if key not in old:
+                self._recompute(key, old)
+        assignments = {k: self._profile[k] for k in remaining if self._profile[k] != previous[k]}
+        return Forgetting(
+            erased=frozenset(erased),
+            profile_ids=frozenset(profile_ids),
+            assignments=assignments,
+            previous={key: previous[key] for key in assignments},
+            touched=frozenset(touched),
+        )
 
     # ---------------------------------------------------------------- queries
 

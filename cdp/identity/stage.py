@@ -29,13 +29,21 @@ import faust
 
 from cdp.identity.clustering import ProfileId, candidate_id
 from cdp.identity.config import IdentityConfig
-from cdp.identity.graph import GraphChange, IdentityGraph, Merge
+from cdp.identity.graph import Forgetting, GraphChange, IdentityGraph, Merge
 from cdp.identity.identifiers import IdentifierKey
-from cdp.messages import Assignment, MembersSet, Observation, dumps
-from cdp.outputs import Outputs
+from cdp.messages import (
+    Assignment,
+    ErasureRequest,
+    MembersSet,
+    Observation,
+    ProfileErased,
+    dumps,
+    parse_identity_input,
+)
+from cdp.outputs import OutputBatch, Outputs
 from cdp.serve.store import ReadModelStore
-from cdp.serve.writes import AliasSet, IdentifierLink, Write
-from cdp.streams import json_table, put, raw_topic
+from cdp.serve.writes import AliasSet, IdentifierLink, IdentifierUnlink, Write
+from cdp.streams import delete, json_table, put, raw_topic
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -75,6 +83,22 @@ class IdentityState:
             affected.add(profile_id)
             self.published[key] = profile_id
         return change, affected
+
+    def forget(self, request: ErasureRequest) -> tuple[Forgetting, set[ProfileId]]:
+        """Erase the person(s) of ``request``; return what changed and the affected profiles.
+
+        The affected profiles are those of remaining identifiers that changed
+        profile (their member lists are to be re-sent); the erased ids are in
+        :attr:`Forgetting.profile_ids`.
+        """
+        forgetting = self.graph.forget(IdentifierKey(key) for key in request.keys)
+        for key in forgetting.erased:
+            self.published.pop(key, None)
+        affected: set[ProfileId] = set(forgetting.previous.values())
+        for key, profile_id in forgetting.assignments.items():
+            affected.add(profile_id)
+            self.published[key] = profile_id
+        return forgetting, affected
 
 
 def identity_writes(key: str, profile_id: str, version: int) -> list[Write]:
@@ -139,7 +163,19 @@ def register_identity(
             touched: set[IdentifierKey] = set()
             for event in batch:
                 version = event.message.offset
-                change, affected = state.apply(Observation.parse(event.message.value))
+                message = parse_identity_input(event.message.value)
+                if isinstance(message, ErasureRequest):
+                    forgetting, affected = state.forget(message)
+                    touched |= forgetting.erased | forgetting.touched
+                    writes += _erasure_outputs(out, topics, state, forgetting, affected, version)
+                    log.info(
+                        "identity: erased %d identifiers of %d profile ids (audit %s)",
+                        len(forgetting.erased),
+                        len(forgetting.profile_ids),
+                        message.audit_id,
+                    )
+                    continue
+                change, affected = state.apply(message)
                 touched |= change.touched
                 for key, profile_id in change.assignments.items():
                     out.send(
@@ -159,11 +195,46 @@ def register_identity(
                 store.apply(writes)
             saved = outputs.batch()
             for key in sorted(touched):
-                put(table, saved, 0, key.encode(), state.graph.record(key))
+                record = state.graph.record(key)
+                if record is None:  # erased
+                    delete(table, saved, 0, key.encode())
+                else:
+                    put(table, saved, 0, key.encode(), record)
             put(table, saved, 0, OFFSET_KEY.encode(), batch[-1].message.offset)
             await saved.delivered()
 
     return app.agent(source, name=f"{topics.namespace}.identity", concurrency=1)(identity)
+
+
+def _erasure_outputs(
+    out: OutputBatch,
+    topics: Topics,
+    state: IdentityState,
+    forgetting: Forgetting,
+    affected: set[ProfileId],
+    version: int,
+) -> list[Write]:
+    """Queue what an erasure tells the other stages; return its Redis writes.
+
+    Assignment tombstones make the facts stage forget the identifiers and their
+    facts (and compaction drop the old assignments); :class:`ProfileErased`
+    makes the profile stage forget every id that named the person and delete
+    it in Redis and ``profile.changes``. Remaining identifiers whose profile
+    changed get their new assignment, and the affected profiles their member list.
+    """
+    writes: list[Write] = []
+    for key in sorted(forgetting.erased):
+        out.send(topics.assignments, key.encode(), None)
+        writes.append(IdentifierUnlink(key, version))
+    for profile_id in sorted(forgetting.profile_ids):
+        out.send(topics.facts, profile_id.encode(), ProfileErased(version).to_bytes())
+    for key, profile_id in forgetting.assignments.items():
+        out.send(topics.assignments, key.encode(), Assignment(profile_id, version).to_bytes())
+        writes += identity_writes(key, profile_id, version)
+    for profile_id in sorted(affected):
+        members = MembersSet(state.graph.members(profile_id), version)
+        out.send(topics.facts, profile_id.encode(), members.to_bytes())
+    return writes
 
 
 def _merge(merge: Merge) -> bytes:

@@ -35,6 +35,7 @@ from cdp.messages import (
     FactsAdded,
     MemberReleased,
     MembersSet,
+    ProfileErased,
     dumps,
     parse_facts_message,
 )
@@ -267,17 +268,32 @@ def _journey_outputs(
         state["q"] = [*state.get("q", ()), qualification]
 
 
-def _apply(state: dict[str, Any], message: FactsAdded | MemberReleased | MembersSet) -> None:
-    """Fold one ``profile.facts`` message into a profile's state."""
+def _apply(
+    state: dict[str, Any], message: FactsAdded | MemberReleased | MembersSet | ProfileErased
+) -> None:
+    """Fold one ``profile.facts`` message into a profile's state.
+
+    An erasure empties the state but for the version and an ``"x"`` mark (no
+    members: the profile renders as deleted); facts still in flight for the id
+    are dropped while the mark stands, and a non-empty member list (the
+    identifier came back with a new event) lifts it.
+    """
     facts: defaultdict[str, dict[str, Any]] = state["f"]
-    if isinstance(message, FactsAdded):
-        facts[message.member].update(message.facts)
+    if isinstance(message, ProfileErased):
+        version = state["v"]
+        state.clear()
+        state.update({"m": [], "v": version, "f": defaultdict(dict), "x": 1})
+    elif isinstance(message, FactsAdded):
+        if not state.get("x"):
+            facts[message.member].update(message.facts)
     elif isinstance(message, MemberReleased):
         facts.pop(message.member, None)
     else:
         # Facts of non-members are kept (filtered out when rendering): a replayed,
         # older member list must not discard facts that nobody would send again.
         state["m"] = sorted(message.members)
+        if message.members:
+            state.pop("x", None)
 
 
 def _parse_assignment(value: bytes) -> str:

@@ -11,11 +11,14 @@ from cdp.identity.config import default_identity_config
 from cdp.identity.stage import IdentityState, identity_writes
 from cdp.messages import (
     Assignment,
+    ErasureRequest,
     FactsAdded,
     MemberReleased,
     MembersSet,
     Observation,
+    ProfileErased,
     parse_facts_message,
+    parse_identity_input,
 )
 from cdp.profile.stage import _apply, change_record
 from cdp.serve.rebuild import _document
@@ -31,6 +34,10 @@ def test_messages_round_trip() -> None:
     assert parse_facts_message(added.to_bytes()) == added
     assert parse_facts_message(MemberReleased("k").to_bytes()) == MemberReleased("k")
     assert parse_facts_message(MembersSet(("a", "b"), 3).to_bytes()) == MembersSet(("a", "b"), 3)
+    assert parse_facts_message(ProfileErased(9).to_bytes()) == ProfileErased(9)
+    assert parse_identity_input(observation.to_bytes()) == observation
+    erasure = ErasureRequest(("email:a@example.com",), "audit-1")
+    assert parse_identity_input(erasure.to_bytes()) == erasure
 
 
 def test_change_record_frames_the_document_bytes_unchanged() -> None:
@@ -53,6 +60,33 @@ def test_member_lists_filter_but_never_drop_facts() -> None:
     assert state["m"] == ["k1", "k2"]
     _apply(state, MemberReleased("k1"))
     assert "k1" not in state["f"]
+
+
+def test_an_erased_profile_drops_late_facts_until_it_is_current_again() -> None:
+    state = _state()
+    _apply(state, MembersSet(("k1",), 1))
+    _apply(state, FactsAdded("k1", {"e1": {"id": "e1"}}))
+    state["o"], state["q"], state["v"] = ["moment:e1"], ["q1"], 5
+    _apply(state, ProfileErased(6))
+    assert state == {"m": [], "v": 5, "f": {}, "x": 1}  # the caller raises the version
+    _apply(state, FactsAdded("k1", {"e0": {"id": "e0"}}))  # in flight before the erasure
+    assert state["f"] == {}
+    _apply(state, MembersSet((), 7))  # still not current
+    assert state.get("x") == 1
+    _apply(state, MembersSet(("k1",), 8))  # the identifier came back with a new event
+    _apply(state, FactsAdded("k1", {"e2": {"id": "e2"}}))
+    assert "x" not in state and state["f"] == {"k1": {"e2": {"id": "e2"}}}
+
+
+def test_identity_state_forgets_a_person() -> None:
+    state = IdentityState(default_identity_config())
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    state.apply(Observation("e1", when, ("customer_id:C1", "email:a@example.com")))
+    state.apply(Observation("e2", when, ("email:b@example.com",)))
+    forgetting, affected = state.forget(ErasureRequest(("email:a@example.com",), "a1"))
+    assert forgetting.erased == {"customer_id:C1", "email:a@example.com"}
+    assert affected == set()
+    assert set(state.published) == {"email:b@example.com"}
 
 
 def test_identity_state_reports_old_and_new_profiles() -> None:
