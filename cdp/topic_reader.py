@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -17,6 +18,19 @@ def read_topic(
     Yields ``(key, value)`` (``value`` None: a tombstone); keyless records are
     skipped. Uses no consumer group offsets (partitions are assigned, nothing is
     committed). ``progress`` hears one line with the number of records.
+    """
+    for message in read_messages(settings, topic, progress):
+        key = message.key()
+        if key is not None:
+            yield key.decode(), message.value()
+
+
+def read_messages(
+    settings: Settings, topic: str, progress: Callable[[str], None] | None = None
+) -> Iterator[Any]:
+    """Every record of ``topic`` up to the end offsets at the start (confluent-kafka messages).
+
+    Per partition in offset order; see :func:`read_topic`.
     """
     consumer = Consumer(
         {
@@ -52,8 +66,7 @@ def read_topic(
                 offset = message.offset() or 0
                 if offset >= ends[partition] - 1:
                     remaining.discard(partition)
-                key = message.key()
-                if offset < ends[partition] and key is not None:
-                    yield key.decode(), message.value()
+                if offset < ends[partition]:
+                    yield message
     finally:
         consumer.close()

@@ -41,6 +41,7 @@ from cdp.messages import (
     parse_identity_input,
 )
 from cdp.outputs import OutputBatch, Outputs
+from cdp.serve.outage import apply_waiting
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import AliasSet, IdentifierLink, IdentifierUnlink, Write
 from cdp.streams import delete, json_table, put, raw_topic
@@ -139,8 +140,7 @@ def register_identity(
             members = state.graph.members(profile)
             out.send(topics.facts, profile.encode(), MembersSet(members, version).to_bytes())
         await out.delivered()
-        if writes:
-            store.apply(writes)
+        await apply_waiting(store, writes, "identity")
 
     @table.on_recover  # type: ignore[untyped-decorator]
     async def republish() -> None:
@@ -191,8 +191,7 @@ def register_identity(
             # applied, everything it produced is on the broker. (Merges cannot be
             # re-derived by the re-publish on recovery; assignments and members could.)
             await out.delivered()
-            if writes:
-                store.apply(writes)
+            await apply_waiting(store, writes, "identity")
             saved = outputs.batch()
             for key in sorted(touched):
                 record = state.graph.record(key)

@@ -44,6 +44,7 @@ from cdp.profile.document import ProfileDocument, build_profile, canonical_json
 from cdp.profile.facts import Fact, fact_from_event
 from cdp.profile.survivorship import TraitConfig
 from cdp.serve.journey import profile_upsert
+from cdp.serve.outage import apply_waiting
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import ProfileDelete, ProfileUpsert
 from cdp.streams import dead_letter, json_table, put, raw_topic
@@ -159,7 +160,8 @@ def register_profiles(
     async def publish(rendered: list[tuple[str, dict[str, Any], Rendered]]) -> None:
         if not rendered:
             return
-        store.apply([item.write for _pid, _state, item in rendered])
+        # Kafka first: the compacted change topic is what `cdp rebuild` restores
+        # Redis from, so a write Redis holds is always in it.
         out = outputs.batch()
         for profile_id, state, item in rendered:
             value = (
@@ -169,6 +171,7 @@ def register_profiles(
             if item.document is not None and item.document.journey is not None:
                 _journey_outputs(out, topics, item.document, state)
         await out.delivered()
+        await apply_waiting(store, [item.write for _pid, _state, item in rendered], "profiles")
 
     @table.on_recover  # type: ignore[untyped-decorator]
     async def republish() -> None:

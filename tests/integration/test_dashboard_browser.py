@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -31,11 +30,12 @@ from cdp.journey import default_journey
 from cdp.producer import EventProducer
 from cdp.samples import STAGES, Customer, Dataset, generate
 from cdp.serve.journey import read_funnel
-from cdp.serve.store import ReadModelStore, events_in_profiles
+from cdp.serve.store import ReadModelStore
 from cdp.settings import PROJECT_ROOT, Settings, load_settings
 from cdp.topics import ensure_topics
 from cdp.worker_process import WorkerProcess, settings_env
 from tests.api_support import SALES, serving
+from tests.pipeline_support import wait_converged
 
 pytestmark = pytest.mark.integration
 
@@ -72,27 +72,6 @@ def dataset() -> Dataset:
     return generate(CUSTOMERS, 8, seed=2027, duplicate_rate=0.02, late_rate=0.05)
 
 
-def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -> None:
-    """Until every event is in a profile and the read model stays unchanged a moment."""
-    started = time.monotonic()
-    previous: dict[str, Any] | None = None
-    since = started
-    done = 0
-    while time.monotonic() - started < CONVERGE_TIMEOUT:
-        assert worker.running, "the worker died:\n" + worker.log_tail()
-        current = store.dump()
-        done = events_in_profiles(current)
-        if current != previous:
-            previous, since = current, time.monotonic()
-        elif done == events and time.monotonic() - since >= STABLE_FOR:
-            return
-        time.sleep(0.3)
-    raise AssertionError(
-        f"only {done} of {events} events in profiles after {CONVERGE_TIMEOUT:.0f}s\n"
-        + worker.log_tail()
-    )
-
-
 @pytest.fixture(scope="module")
 def pipeline(
     chromium: Path,
@@ -111,7 +90,14 @@ def pipeline(
                 producer.send(event)
             producer.flush()
         with ReadModelStore.from_settings(settings) as store:
-            _wait_converged(store, dataset.distinct_events, worker)
+            wait_converged(
+                store,
+                dataset.distinct_events,
+                worker,
+                stable_for=STABLE_FOR,
+                ceiling=CONVERGE_TIMEOUT,
+                poll=0.3,
+            )
         yield settings
     finally:
         worker.stop()

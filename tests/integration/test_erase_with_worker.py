@@ -34,16 +34,9 @@ from cdp.settings import Settings
 from cdp.topic_reader import read_topic
 from cdp.topics import Topics
 from cdp.worker_process import WorkerProcess, settings_env
+from tests.pipeline_support import wait_converged
 
 pytestmark = pytest.mark.integration
-
-
-def _wait_for(store: ReadModelStore, events: int, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + 120
-    while events_in_profiles(store.dump()) != events:
-        assert worker.running, worker.log_tail()
-        assert time.monotonic() < deadline, f"{events_in_profiles(store.dump())} of {events} events"
-        time.sleep(0.5)
 
 
 def _latest(settings: Settings, topic: str) -> dict[str, bytes | None]:
@@ -63,7 +56,7 @@ def test_erase_while_the_worker_runs(settings: Settings, tmp_path: Path) -> None
             with EventProducer(settings) as producer:
                 for event in first.events:
                     producer.send(event)
-            _wait_for(store, first.distinct_events, worker)
+            wait_converged(store, first.distinct_events, worker)
 
             customer = next(
                 c for c in first.customers if c.email and c.depth >= 2 and c.customer_id
@@ -89,7 +82,7 @@ def test_erase_while_the_worker_runs(settings: Settings, tmp_path: Path) -> None
                 for event in later.events:
                     producer.send(event)
             expected = first.distinct_events - erased_events + later.distinct_events
-            _wait_for(store, expected, worker)
+            wait_converged(store, expected, worker)
             assert store.lookup(email_key) is None
             assert store.get_profile(profile_id) is None
 
@@ -107,7 +100,7 @@ def test_erase_while_the_worker_runs(settings: Settings, tmp_path: Path) -> None
                         payload=NewsletterSignupPayload(list_id="news"),
                     )
                 )
-            _wait_for(store, expected + 1, worker)
+            wait_converged(store, expected + 1, worker)
             came_back = store.lookup(email_key)
             assert came_back is not None
             document = json.loads(store.get_profile(came_back) or b"{}")
@@ -118,7 +111,7 @@ def test_erase_while_the_worker_runs(settings: Settings, tmp_path: Path) -> None
             worker.stop()
             worker = WorkerProcess(settings_env(settings), tmp_path / "worker2.log").start()
             _wait_for_republished(tmp_path / "worker2.log", worker)
-            _wait_for(store, expected + 1, worker)
+            wait_converged(store, expected + 1, worker)
             document = json.loads(store.get_profile(came_back) or b"{}")
             assert document["event_count"] == 1 and document["identifiers"] == [email_key]
             for key in person_keys - {email_key}:

@@ -35,11 +35,12 @@ from cdp.samples import STAGES, Dataset, generate
 from cdp.scoring import Expected, expected_profiles, score
 from cdp.serve.journey import read_funnel, read_moments
 from cdp.serve.rebuild import rebuild
-from cdp.serve.store import ReadModelStore, events_in_profiles
+from cdp.serve.store import ReadModelStore
 from cdp.settings import Settings, load_settings
 from cdp.topic_reader import read_topic
 from cdp.topics import Topics, ensure_topics
 from cdp.worker_process import WorkerProcess, settings_env
+from tests.pipeline_support import wait_converged
 
 pytestmark = pytest.mark.integration
 
@@ -70,37 +71,6 @@ def dataset() -> Dataset:
 @pytest.fixture(scope="module")
 def expected(dataset: Dataset) -> Expected:
     return expected_profiles(dataset, default_identity_config())
-
-
-def _wait_converged(store: ReadModelStore, events: int, worker: WorkerProcess) -> dict[str, Any]:
-    """Wait until every event is in a profile and two dumps 3 s apart are equal.
-
-    Fails when the worker dies, when the read model stops changing for
-    :data:`STALL_TIMEOUT` or after :data:`CONVERGE_TIMEOUT`; the message shows the
-    progress seen (events in profiles over time) and the worker's log tail.
-    """
-    started = time.monotonic()
-    progress: list[tuple[int, int]] = []
-    previous: dict[str, Any] | None = None
-    last_change = started
-    while True:
-        now = time.monotonic()
-        assert worker.running, worker.log_tail()
-        current = store.dump()
-        done = events_in_profiles(current)
-        if not progress or progress[-1][1] != done:
-            progress.append((round(now - started), done))
-        if current != previous:
-            last_change = now
-        elif done == events:
-            return current
-        previous = current
-        if now - last_change > STALL_TIMEOUT or now - started > CONVERGE_TIMEOUT:
-            raise AssertionError(
-                f"no convergence: {done} of {events} events in profiles after"
-                f" {now - started:.0f}s; progress (s, events) {progress[-20:]}\n{worker.log_tail()}"
-            )
-        time.sleep(3)
 
 
 def _wait_for_progress(settings: Settings, worker: WorkerProcess, timeout: float = 120) -> None:
@@ -138,7 +108,13 @@ def _run(
                     done_kills += 1
                     worker.start()
         with ReadModelStore.from_settings(settings) as store:
-            final = _wait_converged(store, dataset.distinct_events, worker)
+            final = wait_converged(
+                store,
+                dataset.distinct_events,
+                worker,
+                stall=STALL_TIMEOUT,
+                ceiling=CONVERGE_TIMEOUT,
+            )
         yield Run(settings, final, time.monotonic() - started, done_kills)
     finally:
         worker.stop()

@@ -1,0 +1,215 @@
+"""Fault injection on a stack of its own: every disturbed run ends equal to an undisturbed one.
+
+The faults restart servers, so they run on a second local stack (other ports,
+its own state directory) that no other test uses. One undisturbed run of the
+dataset is the reference; each disturbed run sends the same events into a
+fresh namespace, injects its fault in the middle of the load and must end
+with the same canonical read-model dump (``ReadModelStore.dump``):
+
+* **Redis restarted empty** during load: the worker waits out the outage
+  (``cdp.serve.outage``) and an operator's ``cdp rebuild`` right after the
+  restart repairs what the wiped Redis lost, while the worker goes on;
+* **Kafka broker restarted** during load: producers and the worker recover on
+  their own, no manual step;
+* **poison messages** at a steady rate (one in 20 records is not a valid
+  event): every one is dead-lettered with its reason, the rest is unaffected.
+
+The worker SIGKILL case is in ``test_profiles_pipeline.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+
+from cdp.deadletter import DeadLetter
+from cdp.producer import EventProducer
+from cdp.samples import Dataset, generate
+from cdp.serve.rebuild import rebuild
+from cdp.serve.store import ReadModelStore
+from cdp.settings import Settings, load_settings
+from cdp.stack import LocalStack
+from cdp.topic_reader import read_messages
+from cdp.topics import Topics, ensure_topics
+from cdp.worker_process import WorkerProcess, settings_env
+from tests.pipeline_support import wait_converged
+
+pytestmark = pytest.mark.integration
+
+CUSTOMERS = int(os.environ.get("CDP_TEST_FAULT_CUSTOMERS", "300"))
+BASE_PORT = int(os.environ.get("CDP_TEST_FAULT_PORT", "29092"))
+"""Kafka broker port of the fault stack; controller +1, Redis +2."""
+POISON_EVERY = 20
+
+
+@dataclass
+class Run:
+    """One run: its namespace settings, final dump and wall time."""
+
+    settings: Settings
+    dump: dict[str, Any]
+    seconds: float
+
+
+@pytest.fixture(scope="module")
+def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """A second local stack (Kafka + Redis) that only these tests start, stop and restart."""
+    state = tmp_path_factory.mktemp("fault-stack")
+    settings = load_settings(
+        kafka_bootstrap=f"127.0.0.1:{BASE_PORT}",
+        kafka_controller_port=BASE_PORT + 1,
+        redis_url=f"redis://127.0.0.1:{BASE_PORT + 2}/0",
+        state_dir=state,
+        kafka_heap="512m",
+        metrics_port=0,
+    )
+    stack = LocalStack(settings)
+    stack.up(progress=print)
+    try:
+        yield stack
+    finally:
+        stack.down(purge=True)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return generate(CUSTOMERS, 10, seed=2031, duplicate_rate=0.03, late_rate=0.05)
+
+
+def _run(
+    stack: LocalStack,
+    dataset: Dataset,
+    logs: Path,
+    disturb: Callable[[Settings], None] | None = None,
+    poison: bool = False,
+) -> Run:
+    """Send the dataset through a worker in a fresh namespace; ``disturb`` runs mid-load."""
+    settings = load_settings(
+        **{**stack.settings.model_dump(), "namespace": "f" + uuid.uuid4().hex[:10]}
+    )
+    ensure_topics(settings)
+    worker = WorkerProcess(
+        settings_env(settings, CDP_LOG_LEVEL="warning"), logs / f"worker-{settings.namespace}.log"
+    ).start()
+    started = time.monotonic()
+    middle = len(dataset.events) // 2
+    poisoned = 0
+    raw = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True})
+    try:
+        with EventProducer(settings) as producer:
+            for index, event in enumerate(dataset.events):
+                producer.send(event)
+                if poison and index % POISON_EVERY == 0:
+                    channel = Topics(settings.namespace).channels[poisoned % 4]
+                    raw.produce(channel, key=b"poison", value=_poison(poisoned))
+                    poisoned += 1
+                if disturb is not None and index == middle:
+                    producer.flush()
+                    _wait_for_profiles(settings, worker)  # disturb the worker mid-work
+                    disturb(settings)
+        assert raw.flush(60) == 0
+        with ReadModelStore.from_settings(settings) as store:
+            dump = wait_converged(store, dataset.distinct_events, worker, stall=180, ceiling=900)
+        if poison:
+            _check_dead_letters(settings, poisoned)
+        return Run(settings, dump, time.monotonic() - started)
+    finally:
+        worker.stop()
+
+
+def _wait_for_profiles(settings: Settings, worker: WorkerProcess, timeout: float = 120) -> None:
+    """Wait until the worker has written profiles to the read model."""
+    deadline = time.monotonic() + timeout
+    with ReadModelStore.from_settings(settings) as store:
+        while not store.dump()["profiles"]:
+            assert worker.running, worker.log_tail()
+            assert time.monotonic() < deadline, "the worker wrote no profile"
+            time.sleep(0.2)
+
+
+def _poison(n: int) -> bytes:
+    """Records no producer SDK would write: garbage, an unknown schema id, truncated Avro."""
+    kinds = [
+        b"not an event at all",
+        b"\x00\x00\x00\x7f\xff" + b"\x02" * 20,  # wire format, unknown schema id
+        b"\x00\x00\x00\x00\x01",  # wire format header without a body
+    ]
+    return kinds[n % len(kinds)]
+
+
+def _check_dead_letters(settings: Settings, poisoned: int) -> None:
+    """Every poison record is in the dead-letter topic with its bytes and a reason."""
+    deadline = time.monotonic() + 60
+    while True:
+        letters = [
+            DeadLetter.from_kafka(m.key(), m.value(), m.headers())
+            for m in read_messages(settings, Topics(settings.namespace).deadletter)
+            if m.key() == b"poison"
+        ]
+        if len(letters) >= poisoned or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len(letters) == poisoned
+    assert {letter.source.value for letter in letters} == {_poison(n) for n in range(3)}
+    reasons = Counter(letter.reason.value for letter in letters)
+    print(f"dead letters by reason: {dict(reasons)}")
+    assert all(letter.processor == "ingest" for letter in letters)
+
+
+@pytest.fixture(scope="module")
+def undisturbed(
+    fault_stack: LocalStack, dataset: Dataset, tmp_path_factory: pytest.TempPathFactory
+) -> Run:
+    run = _run(fault_stack, dataset, tmp_path_factory.mktemp("undisturbed"))
+    print(f"\nundisturbed: {dataset.distinct_events} events in {run.seconds:.1f}s")
+    return run
+
+
+def test_redis_restarted_empty_during_load(
+    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
+) -> None:
+    def restart_redis_empty(settings: Settings) -> None:
+        redis_service = fault_stack.service("redis")
+        redis_service.stop(print)
+        data = fault_stack.state_dir / "redis" / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        time.sleep(3)  # the worker meets the outage
+        fault_stack.up(progress=print)
+        stats = rebuild(settings)  # the operator's repair, while the worker goes on
+        print(f"rebuilt {stats.profiles} profiles after the restart")
+
+    run = _run(fault_stack, dataset, tmp_path, disturb=restart_redis_empty)
+    assert run.dump == undisturbed.dump
+    log = (tmp_path / f"worker-{run.settings.namespace}.log").read_text(errors="replace")
+    assert "Redis unavailable" in log, "the worker never met the outage"
+    assert "Traceback" not in log
+
+
+def test_kafka_broker_restarted_during_load(
+    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
+) -> None:
+    def restart_kafka(_settings: Settings) -> None:
+        fault_stack.service("kafka").stop(print)
+        time.sleep(3)
+        fault_stack.up(progress=print)
+
+    run = _run(fault_stack, dataset, tmp_path, disturb=restart_kafka)
+    assert run.dump == undisturbed.dump
+
+
+def test_poison_messages_are_dead_lettered_and_the_rest_is_unaffected(
+    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
+) -> None:
+    run = _run(fault_stack, dataset, tmp_path, poison=True)
+    assert run.dump == undisturbed.dump
+    print(f"\nwith poison: {run.seconds:.1f}s, undisturbed {undisturbed.seconds:.1f}s")

@@ -1,0 +1,49 @@
+"""Waiting for a real worker to converge, shared by the integration tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from cdp.serve.store import ReadModelStore, events_in_profiles
+from cdp.worker_process import WorkerProcess
+
+
+def wait_converged(
+    store: ReadModelStore,
+    events: int,
+    worker: WorkerProcess,
+    *,
+    stable_for: float = 3.0,
+    stall: float = 240.0,
+    ceiling: float = 1800.0,
+    poll: float = 0.5,
+) -> dict[str, Any]:
+    """Wait until exactly ``events`` events are in profiles and the dump stayed unchanged.
+
+    Returns the final canonical dump. Fails when the worker dies, when the read
+    model made no progress for ``stall`` seconds or after ``ceiling`` seconds;
+    the message shows the progress seen (seconds, events in profiles) and the
+    worker's log tail.
+    """
+    started = time.monotonic()
+    progress: list[tuple[int, int]] = []
+    previous: dict[str, Any] | None = None
+    last_change = started
+    while True:
+        now = time.monotonic()
+        assert worker.running, "the worker died:\n" + worker.log_tail()
+        current = store.dump()
+        done = events_in_profiles(current)
+        if not progress or progress[-1][1] != done:
+            progress.append((round(now - started), done))
+        if current != previous:
+            previous, last_change = current, now
+        elif done == events and now - last_change >= stable_for:
+            return current
+        if now - last_change > stall or now - started > ceiling:
+            raise AssertionError(
+                f"no convergence: {done} of {events} events in profiles after"
+                f" {now - started:.0f}s; progress (s, events) {progress[-20:]}\n{worker.log_tail()}"
+            )
+        time.sleep(poll)
