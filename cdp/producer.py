@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -66,6 +67,10 @@ class DeliveryFailure:
     """librdkafka's description of the error."""
     event_id: str | None = None
     """The event's id (``None`` for :meth:`EventProducer.send_raw`)."""
+
+
+DeliveryCallback = Callable[[DeliveryFailure | None], None]
+"""Called per record by :meth:`EventProducer.send`: ``None`` when acknowledged, else the failure."""
 
 
 class DeliveryError(CdpError):
@@ -120,18 +125,28 @@ class EventProducer:
 
     # -- sending -------------------------------------------------------------------------
 
-    def send(self, event: Event) -> None:
+    def send(self, event: Event, *, on_delivery: DeliveryCallback | None = None) -> None:
         """Encode ``event`` and queue it for its channel topic, keyed by its partition key.
 
         Raises :class:`TypeError` for anything but an :class:`Event`,
         :class:`~cdp.contracts.codec.EncodeError` if it does not fit the schema.
         Delivery is asynchronous: call :meth:`flush` (or leave the ``with`` block).
+
+        ``on_delivery`` (optional) is called once the broker acknowledged the
+        record (with ``None``) or it failed (with its :class:`DeliveryFailure`),
+        from whichever thread serves callbacks (:meth:`poll`, :meth:`flush`). A
+        failure reported to ``on_delivery`` is the caller's to handle and is not
+        raised again by :meth:`flush`.
         """
         if not isinstance(event, Event):
             raise TypeError(f"send() takes an Event, got {type(event).__name__}")
         value = self.codec.encode(CHANNEL_SUBJECTS[event.channel], event_to_avro(event))
         self._produce(
-            self.topics.channel(event.channel), value, partition_key(event), event.event_id
+            self.topics.channel(event.channel),
+            value,
+            partition_key(event),
+            event.event_id,
+            on_delivery,
         )
 
     def send_raw(self, topic: str, value: bytes | None, key: bytes | None = None) -> None:
@@ -139,14 +154,20 @@ class EventProducer:
         self._produce(topic, value, key, None)
 
     def _produce(
-        self, topic: str, value: bytes | None, key: bytes | None, event_id: str | None
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        event_id: str | None,
+        callback: DeliveryCallback | None = None,
     ) -> None:
         if self._fatal is not None:
             raise DeliveryError([DeliveryFailure(topic, None, "_FATAL", self._fatal, event_id)])
 
         def on_delivery(err: Any, msg: Any) -> None:
-            if err is not None:
-                self._on_failure(err, msg, topic, event_id)
+            failure = None if err is None else self._on_failure(err, msg, topic, event_id, callback)
+            if callback is not None:
+                callback(failure)
 
         deadline = time.monotonic() + _QUEUE_FULL_WAIT_S
         while True:
@@ -161,7 +182,14 @@ class EventProducer:
 
     # -- callbacks -----------------------------------------------------------------------
 
-    def _on_failure(self, err: Any, msg: Any, topic: str, event_id: str | None) -> None:
+    def _on_failure(
+        self,
+        err: Any,
+        msg: Any,
+        topic: str,
+        event_id: str | None,
+        callback: DeliveryCallback | None = None,
+    ) -> DeliveryFailure:
         partition = msg.partition() if msg is not None else None
         failure = DeliveryFailure(
             topic=topic,
@@ -170,9 +198,11 @@ class EventProducer:
             error=str(err.str()),
             event_id=event_id,
         )
-        with self._lock:
-            self._failures.append(failure)
+        if callback is None:  # else the callback reports it
+            with self._lock:
+                self._failures.append(failure)
         log.warning("delivery to %s failed: %s", topic, failure.error_name)
+        return failure
 
     def _on_error(self, err: Any) -> None:
         if err.fatal():

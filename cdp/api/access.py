@@ -34,11 +34,19 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from cdp.api.views import View, check_path
 from cdp.config_files import read_yaml, validate_config
@@ -55,6 +63,35 @@ Report = Literal["funnel", "moments"]
 
 MIN_KEY_LENGTH = 16
 """Shortest API key :func:`hash_key` accepts (keys should be random, see :func:`new_key`)."""
+
+
+T = TypeVar("T")
+
+
+def check_digest(value: str) -> str:
+    """A stored key digest: 64 lower-case hex characters (:class:`ValueError` otherwise)."""
+    if not _SHA256_HEX.match(value):
+        raise ValueError("expected 64 lower-case hex characters (`cdp api hash-key`)")
+    return value
+
+
+def match_key(entries: Sequence[tuple[bytes, T]], key: str | None) -> T | None:
+    """The value stored with the SHA-256 digest of ``key``, or None (missing or unknown).
+
+    Compares the digest with every stored digest in constant time (no early exit).
+    """
+    if not key:
+        return None
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    found: T | None = None
+    for stored, value in entries:
+        if hmac.compare_digest(stored, digest):
+            found = value
+    return found
+
+
+Sha256Digest = Annotated[str, AfterValidator(check_digest)]
+"""A key's stored form in a config file (checked by :func:`check_digest`)."""
 
 
 def hash_key(key: str) -> str:
@@ -101,14 +138,7 @@ class KeyConfig(BaseModel):
 
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     department: str
-    sha256: str
-
-    @field_validator("sha256")
-    @classmethod
-    def _check_digest(cls, value: str) -> str:
-        if not _SHA256_HEX.match(value):
-            raise ValueError("expected 64 lower-case hex characters (`cdp api hash-key`)")
-        return value
+    sha256: Sha256Digest
 
 
 class AccessConfig(BaseModel):
@@ -184,14 +214,7 @@ class AccessControl:
 
         Compares the key's digest with every configured digest in constant time.
         """
-        if not key:
-            return None
-        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-        found: Principal | None = None
-        for stored, principal in self._entries:
-            if hmac.compare_digest(stored, digest):
-                found = principal
-        return found
+        return match_key(self._entries, key)
 
 
 def load_access_config(path: str | Path | None = None) -> AccessControl:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,14 +36,44 @@ def check_serving(settings: Settings) -> None:
         )
 
 
-def _ensure_audit_topic(settings: Settings) -> None:
-    from cdp.topics import Topics, declared_topics, ensure_topics
+def ensure_topic(settings: Settings, name: str) -> None:
+    """Create the declared topic ``name`` if it is missing; only warn if Kafka is down."""
+    from cdp.topics import declared_topics, ensure_topics
 
-    name = Topics(settings.namespace).privacy_audit
     try:
         ensure_topics(settings, [s for s in declared_topics(settings) if s.name == name], 10.0)
-    except Exception as exc:  # Kafka down: serve anyway, /readyz and erase report it
+    except Exception as exc:  # Kafka down: serve anyway, requests report it
         log.warning("could not ensure topic %s: %s", name, type(exc).__name__)
+
+
+def serving_settings(prefix: str, host: str | None, port: int | None) -> Settings:
+    """The settings with ``{prefix}_host``/``{prefix}_port`` set from the command's options
+    (:class:`ConfigError` naming a bad one); configures logging at the settings' level."""
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides[f"{prefix}_host"] = host
+    if port is not None:
+        overrides[f"{prefix}_port"] = port
+    settings = load_settings(**overrides) if overrides else get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def run_server(application: Any, host: str, port: int, settings: Settings) -> None:
+    """Serve an ASGI app with uvicorn until Ctrl-C/SIGTERM: no access log (raw paths and
+    client addresses are PII), no server header."""
+    import uvicorn
+
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        access_log=False,
+        log_level=settings.log_level,
+        server_header=False,
+    )
 
 
 @app.callback(invoke_without_command=True)
@@ -66,21 +96,12 @@ def api(
     """
     if ctx.invoked_subcommand is not None:
         return
-    import uvicorn
-
     from cdp.api.app import create_app
+    from cdp.topics import Topics
 
-    overrides: dict[str, object] = {}
-    if host is not None:
-        overrides["api_host"] = host
-    if port is not None:
-        overrides["api_port"] = port
-    settings = load_settings(**overrides) if overrides else get_settings()
+    settings = serving_settings("api", host, port)
     check_serving(settings)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    _ensure_audit_topic(settings)
+    ensure_topic(settings, Topics(settings.namespace).privacy_audit)
     application = create_app(settings)
     typer.echo(
         f"serving the API on http://{settings.api_host}:{settings.api_port}/ (dashboard:"
@@ -88,14 +109,7 @@ def api(
     )
     # uvicorn's access log prints raw paths with query strings (?email=...): PII. The app
     # logs its own access lines with the route template instead (cdp.api.access).
-    uvicorn.run(
-        application,
-        host=settings.api_host,
-        port=settings.api_port,
-        access_log=False,
-        log_level=settings.log_level,
-        server_header=False,
-    )
+    run_server(application, settings.api_host, settings.api_port, settings)
 
 
 @app.command("hash-key")

@@ -23,6 +23,7 @@ See ``docs/specs/events.md``.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -70,6 +71,8 @@ NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 MAX_IDENTIFIERS = 50
 MAX_TRAITS = 200
 MAX_CONSENTS = 50
+MAX_JSON_TEXT = 65_536
+"""Longest JSON text in a payload (``properties`` of ``track``/``screen``, group ``traits``)."""
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _CANONICAL_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -82,6 +85,16 @@ _SAFE_LOC = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("blank_string", "must not be blank")
+    return value
+
+
+def _json_object(value: str) -> str:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        raise PydanticCustomError("json_object", "must be the text of a JSON object") from None
+    if not isinstance(parsed, dict):
+        raise PydanticCustomError("json_object", "must be the text of a JSON object")
     return value
 
 
@@ -104,6 +117,10 @@ Money = Annotated[
 """A non-negative amount with at most 2 decimal places (Avro decimal(18, 2))."""
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 """An ISO 4217 currency code (three upper-case letters)."""
+JsonObjectText = Annotated[
+    str, StringConstraints(max_length=MAX_JSON_TEXT), AfterValidator(_json_object)
+]
+"""The text of a JSON object (properties of a track or screen call, traits of a group)."""
 Count = Annotated[int, Field(gt=0, le=2**31 - 1)]
 """A positive 32-bit count."""
 Seconds = Annotated[int, Field(ge=0, le=2**31 - 1)]
@@ -417,6 +434,89 @@ class NewsletterSignup(WebEvent):
     payload: NewsletterSignupPayload
 
 
+class TrackPayload(Payload):
+    """A named action the person performed (Segment ``track``)."""
+
+    avro_name: ClassVar[str] = "cdp.payload.web.Track"
+    event: Text
+    """Name of the action, e.g. ``Demo Requested``."""
+    properties: JsonObjectText | None = Field(default=None, repr=False)
+    """Properties of the action as the text of a JSON object (may hold PII)."""
+
+
+class Track(WebEvent):
+    """Event ``track``."""
+
+    type: Literal["track"] = "track"
+    payload: TrackPayload
+
+
+class IdentifyPayload(Payload):
+    """The person was identified (Segment ``identify``); identifiers and traits are in the
+    envelope."""
+
+    avro_name: ClassVar[str] = "cdp.payload.web.Identify"
+
+
+class Identify(WebEvent):
+    """Event ``identify``."""
+
+    type: Literal["identify"] = "identify"
+    payload: IdentifyPayload
+
+
+class ScreenPayload(Payload):
+    """A screen of an app was viewed (Segment ``screen``)."""
+
+    avro_name: ClassVar[str] = "cdp.payload.web.Screen"
+    name: Text | None = None
+    category: Text | None = None
+    properties: JsonObjectText | None = Field(default=None, repr=False)
+    """Properties of the screen as the text of a JSON object (may hold PII)."""
+
+
+class Screen(WebEvent):
+    """Event ``screen``."""
+
+    type: Literal["screen"] = "screen"
+    payload: ScreenPayload
+
+
+class GroupPayload(Payload):
+    """The person was associated with a group, e.g. a company account (Segment ``group``)."""
+
+    avro_name: ClassVar[str] = "cdp.payload.web.Group"
+    group_id: Id
+    traits: JsonObjectText | None = Field(default=None, repr=False)
+    """Traits of the group as the text of a JSON object."""
+
+
+class Group(WebEvent):
+    """Event ``group``."""
+
+    type: Literal["group"] = "group"
+    payload: GroupPayload
+
+
+class AliasPayload(Payload):
+    """Two identities of the person are the same (Segment ``alias``).
+
+    ``previous_id`` is also one of the event's identifiers, so identity
+    resolution links it with the event's other identifiers.
+    """
+
+    avro_name: ClassVar[str] = "cdp.payload.web.Alias"
+    previous_id: Annotated[Id, Field(repr=False)]
+    """The id the person had before (PII, kept out of ``repr``)."""
+
+
+class Alias(WebEvent):
+    """Event ``alias``."""
+
+    type: Literal["alias"] = "alias"
+    payload: AliasPayload
+
+
 # --------------------------------------------------------------------------- ecommerce
 
 
@@ -676,6 +776,11 @@ _ALL_MODELS: tuple[type[Event], ...] = (
     FormSubmit,
     Download,
     NewsletterSignup,
+    Track,
+    Identify,
+    Screen,
+    Group,
+    Alias,
     ProductView,
     Cart,
     Checkout,

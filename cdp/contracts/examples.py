@@ -163,6 +163,40 @@ def example_events(now: datetime | None = None) -> list[Event]:
             identifiers=crm,
             payload=ev.AccountOwnerChangePayload(account_id="001-ACC-9", owner="user-42"),
         ),
+        # Segment-style calls of the HTTP collector (web channel)
+        ev.Track(
+            source="website",
+            identifiers=[*web, Identifier.customer_id("C-100234")],
+            payload=ev.TrackPayload(
+                event="Demo Requested", properties='{"plan":"enterprise","seats":25}'
+            ),
+        ),
+        ev.Identify(
+            source="website",
+            identifiers=[*anna, Identifier.customer_id("C-100234")],
+            traits={"first_name": "Anna", "last_name": "Berg", "email": "anna.berg@example.com"},
+            payload=ev.IdentifyPayload(),
+        ),
+        ev.Screen(
+            source="mobile-app",
+            identifiers=[Identifier.customer_id("C-100234")],
+            payload=ev.ScreenPayload(
+                name="Dashboard", category="app", properties='{"variant":"b"}'
+            ),
+        ),
+        ev.Group(
+            source="website",
+            identifiers=[Identifier.customer_id("C-100234")],
+            traits={"company": "Muster GmbH", "industry": "Machinery"},
+            payload=ev.GroupPayload(
+                group_id="acct-9", traits='{"industry":"Machinery","name":"Muster GmbH"}'
+            ),
+        ),
+        ev.Alias(
+            source="website",
+            identifiers=[Identifier.customer_id("C-100234"), *web],
+            payload=ev.AliasPayload(previous_id="anon-7f3a"),
+        ),
     ]
     return [
         event.model_copy(update={"event_time": start + timedelta(minutes=index)})

@@ -12,6 +12,7 @@ property tests (shuffled, duplicated, re-partitioned streams)::
 
 from __future__ import annotations
 
+import json
 import string
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
@@ -69,6 +70,12 @@ emails = st.builds(
 )
 """Email-looking values (mixed case: identity normalises)."""
 
+json_objects = st.builds(
+    lambda data: json.dumps(data, sort_keys=True),
+    st.dictionaries(names, st.none() | st.booleans() | st.integers() | texts, max_size=4),
+)
+"""Texts of small JSON objects (properties of track and screen events, group traits)."""
+
 
 @st.composite
 def identifiers(draw: st.DrawFn) -> Identifier:
@@ -113,6 +120,16 @@ PAYLOADS: dict[str, st.SearchStrategy[Any]] = {
         ),
     ),
     "newsletter_signup": st.builds(ev.NewsletterSignupPayload, list_id=ids),
+    "track": st.builds(ev.TrackPayload, event=texts, properties=_optional(json_objects)),
+    "identify": st.builds(ev.IdentifyPayload),
+    "screen": st.builds(
+        ev.ScreenPayload,
+        name=_optional(texts),
+        category=_optional(texts),
+        properties=_optional(json_objects),
+    ),
+    "group": st.builds(ev.GroupPayload, group_id=ids, traits=_optional(json_objects)),
+    "alias": st.builds(ev.AliasPayload, previous_id=ids),
     "product_view": st.builds(
         ev.ProductViewPayload,
         product_id=ids,

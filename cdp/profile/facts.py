@@ -44,6 +44,11 @@ FACT_DATA_FIELDS: dict[str, tuple[str, ...]] = {
     "form_submit": ("form_id", "form_type"),
     "download": ("asset_type",),
     "newsletter_signup": ("list_id",),
+    "track": ("event",),
+    "identify": (),
+    "screen": ("name", "category"),
+    "group": ("group_id",),
+    "alias": (),
     "product_view": ("product_id", "category"),
     "cart": ("action",),
     "checkout": ("value", "currency"),
@@ -61,7 +66,8 @@ FACT_DATA_FIELDS: dict[str, tuple[str, ...]] = {
 """Event type -> payload fields kept in :attr:`Fact.data` (``None`` values are left out).
 
 Money is kept as its decimal text (``"4497.00"``), counts and scores as int.
-URLs, free-text subjects and identifiers are not kept.
+URLs, free-text subjects, identifiers (the ``previous_id`` of an ``alias``) and the JSON
+properties of ``track``/``screen`` calls are not kept.
 """
 
 PAYLOAD_TRAITS: dict[str, tuple[str, ...]] = {

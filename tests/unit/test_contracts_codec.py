@@ -158,9 +158,11 @@ def test_schemas_are_parsed_once(codec: AvroCodec) -> None:
 
 
 def evolved_schemas(tmp_path: Path) -> Path:
-    """A copy of the schemas where PageView gained an optional ``language`` (v2)."""
+    """A copy of the schemas where PageView gained an optional ``language`` (a new version)."""
     target = tmp_path / "schemas"
     shutil.copytree(SCHEMAS, target)
+    before = LocalSchemaRegistry(target)
+    web, canonical = before.latest(WEB).version, before.latest(CANONICAL_SUBJECT).version
     path = target / "src" / "types" / "cdp.payload.web.PageView.avsc"
     schema = json.loads(path.read_text())
     schema["fields"].append(
@@ -168,16 +170,20 @@ def evolved_schemas(tmp_path: Path) -> Path:
     )
     path.write_text(json.dumps(schema, indent=2))
     added = build(target)
-    assert {(n.subject, n.version) for n in added} == {(WEB, 2), (CANONICAL_SUBJECT, 2)}
+    assert {(n.subject, n.version) for n in added} == {
+        (WEB, web + 1),
+        (CANONICAL_SUBJECT, canonical + 1),
+    }
     return target
 
 
 def test_old_version_is_upgraded_to_latest(tmp_path: Path, codec: AvroCodec) -> None:
-    old_bytes = encode_event(codec, page_view())  # written with v1 by an old producer
+    old_bytes = encode_event(codec, page_view())  # written by an old producer
+    old_version = codec.registry.latest(WEB).version
     new_codec = AvroCodec(LocalSchemaRegistry(evolved_schemas(tmp_path)))
-    assert new_codec.registry.latest(WEB).version == 2
+    assert new_codec.registry.latest(WEB).version == old_version + 1
     writer, record = new_codec.decode(old_bytes)
-    assert (writer.subject, writer.version) == (WEB, 1)
+    assert (writer.subject, writer.version) == (WEB, old_version)
     name, payload = record["payload"]
     assert name == "cdp.payload.web.PageView"
     assert payload["language"] is None  # the v2 default

@@ -57,6 +57,10 @@ def add_version_by_hand(schemas: Path, subject: str, schema: dict[str, Any]) -> 
     write_manifest(schemas, entries)
 
 
+def latest_version(schemas: Path, subject: str) -> int:
+    return max(e.version for e in read_manifest(schemas) if e.subject == subject)
+
+
 def latest_raw(schemas: Path, subject: str) -> dict[str, Any]:
     entry = max(
         (e for e in read_manifest(schemas) if e.subject == subject), key=lambda e: e.version
@@ -88,14 +92,15 @@ def test_build_refuses_field_without_default(schemas: Path) -> None:
         schemas, PAGE_VIEW, lambda s: s["fields"].append({"name": "language", "type": "string"})
     )
     before = (schemas / "registry.json").read_text()
+    new = latest_version(schemas, WEB) + 1
     with pytest.raises(SchemaBuildError) as caught:
         build(schemas)
     text = "\n".join(caught.value.problems)
     assert "reader_field_missing_default_value" in text
-    assert f"{WEB} v2 cannot read v1" in text
+    assert f"{WEB} v{new} cannot read v1" in text
     assert f"payload[{PAGE_VIEW}].language" in text
     assert (schemas / "registry.json").read_text() == before  # nothing written
-    assert not (schemas / "subjects" / WEB / "v2.avsc").exists()
+    assert not (schemas / "subjects" / WEB / f"v{new}.avsc").exists()
     # and check() says the sources are not built
     assert any("run `cdp schemas build`" in p for p in check_schemas(schemas))
 
@@ -117,16 +122,18 @@ def test_check_reports_hand_added_incompatible_version(schemas: Path) -> None:
     schema = latest_raw(schemas, WEB)
     page_view_record(schema)["fields"].append({"name": "language", "type": "string"})
     add_version_by_hand(schemas, WEB, schema)
+    new = latest_version(schemas, WEB)
     problems = check_schemas(schemas)
     assert any(
-        p.startswith(f"{WEB}: v2 is not backward compatible with v1")
+        p.startswith(f"{WEB}: v{new} is not backward compatible with v1")
         and "reader_field_missing_default_value" in p
         for p in problems
     ), problems
 
 
 def test_check_is_transitive(schemas: Path) -> None:
-    # v2 adds an optional field (fine), v3 drops its default: v3 reads v2 but not v1
+    # n+1 adds an optional field (fine), n+2 drops its default: it reads n+1 but not n, .., v1
+    old = latest_version(schemas, WEB)
     v2 = latest_raw(schemas, WEB)
     page_view_record(v2)["fields"].append(
         {"name": "language", "type": ["null", "string"], "default": None}
@@ -137,8 +144,10 @@ def test_check_is_transitive(schemas: Path) -> None:
     del page_view_record(v3)["fields"][-1]["default"]
     add_version_by_hand(schemas, WEB, v3)
     problems = [p for p in check_schemas(schemas) if "compatible" in p]
-    assert len(problems) == 1
-    assert problems[0].startswith(f"{WEB}: v3 is not backward compatible with v1")
+    assert len(problems) == old
+    assert [p.split(":")[1].strip() for p in problems] == [
+        f"v{old + 2} is not backward compatible with v{version}" for version in range(1, old + 1)
+    ]
 
 
 def test_compatible_change_adds_versions_with_new_ids(schemas: Path) -> None:
@@ -155,7 +164,10 @@ def test_compatible_change_adds_versions_with_new_ids(schemas: Path) -> None:
         (n.subject, n.version, n.id) for n in planned
     ]
     old_max = max(e.id for e in read_manifest(SCHEMAS))
-    assert sorted((n.subject, n.version) for n in added) == [("cdp.CanonicalEvent", 2), (WEB, 2)]
+    assert sorted((n.subject, n.version) for n in added) == [
+        ("cdp.CanonicalEvent", latest_version(SCHEMAS, "cdp.CanonicalEvent") + 1),
+        (WEB, latest_version(SCHEMAS, WEB) + 1),
+    ]
     assert sorted(n.id for n in added) == [old_max + 1, old_max + 2]
     assert check_schemas(schemas) == []
     assert (schemas / "subjects" / WEB / "v1.avsc").read_text() == (
@@ -262,7 +274,8 @@ def test_sources_must_be_consistent(schemas: Path) -> None:
 def test_cli_check_ok(schemas: Path) -> None:
     result = runner.invoke(app, ["check", "--schemas-dir", str(schemas)])
     assert result.exit_code == 0, result.output
-    assert "schemas OK: 5 subjects, 5 versions" in result.output
+    versions = len(read_manifest(schemas))
+    assert f"schemas OK: 5 subjects, {versions} versions" in result.output
 
 
 def test_cli_check_default_dir_is_the_checkout() -> None:
@@ -274,10 +287,11 @@ def test_cli_check_fails_with_a_list(schemas: Path) -> None:
     schema = latest_raw(schemas, WEB)
     page_view_record(schema)["fields"].append({"name": "language", "type": "string"})
     add_version_by_hand(schemas, WEB, schema)
+    new = latest_version(schemas, WEB)
     result = runner.invoke(app, ["check", "--schemas-dir", str(schemas)])
     assert result.exit_code == 1
     assert "schema check failed" in result.output
-    assert "  - cdp.channel.WebEvent: v2 is not backward compatible with v1" in result.output
+    assert f"  - cdp.channel.WebEvent: v{new} is not backward compatible with v1" in result.output
 
 
 def test_cli_list(schemas: Path) -> None:
@@ -285,8 +299,12 @@ def test_cli_list(schemas: Path) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["subject", "version", "id"]
-    assert any(line.split() == [WEB, "v1", "*", "1"] for line in lines), result.output
-    assert len(lines) == 6
+    entries = read_manifest(schemas)
+    latest = max((e for e in entries if e.subject == WEB), key=lambda e: e.version)
+    row = [WEB, f"v{latest.version}", "*", str(latest.id)]
+    assert any(line.split() == row for line in lines), result.output
+    assert any(line.split() == [WEB, "v1", "1"] for line in lines) == (latest.version > 1)
+    assert len(lines) == 1 + len(entries)
 
 
 def test_cli_build(schemas: Path) -> None:
@@ -299,12 +317,13 @@ def test_cli_build(schemas: Path) -> None:
             {"name": "language", "type": ["null", "string"], "default": None}
         ),
     )
+    new = latest_version(schemas, WEB) + 1
     result = runner.invoke(app, ["build", "--dry-run", "--schemas-dir", str(schemas)])
-    assert result.exit_code == 0 and "would add cdp.channel.WebEvent v2" in result.output
-    assert not (schemas / "subjects" / WEB / "v2.avsc").exists()
+    assert result.exit_code == 0 and f"would add cdp.channel.WebEvent v{new}" in result.output
+    assert not (schemas / "subjects" / WEB / f"v{new}.avsc").exists()
     result = runner.invoke(app, ["build", "--schemas-dir", str(schemas)])
-    assert result.exit_code == 0 and "added cdp.channel.WebEvent v2" in result.output
-    assert (schemas / "subjects" / WEB / "v2.avsc").exists()
+    assert result.exit_code == 0 and f"added cdp.channel.WebEvent v{new}" in result.output
+    assert (schemas / "subjects" / WEB / f"v{new}.avsc").exists()
 
 
 def test_cli_build_refuses(schemas: Path) -> None:

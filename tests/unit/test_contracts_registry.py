@@ -19,6 +19,7 @@ from cdp.contracts.registry import (
     LocalSchemaRegistry,
     RegisteredSchema,
     SchemaRegistryError,
+    read_manifest,
     registry_from_settings,
 )
 from cdp.contracts.wire import unframe
@@ -145,13 +146,15 @@ def test_confluent_registers_all_versions_once(fake_module: types.ModuleType) ->
     client = FakeClient.instances[0]
     assert client.conf == {"url": "http://registry:8081", "timeout": 5}
     web = CHANNEL_SUBJECTS[next(iter(CHANNEL_SUBJECTS))]
+    versions = sum(1 for e in read_manifest(SCHEMAS) if e.subject == web)
     latest = registry.latest(web)
-    assert latest.id == 100  # the registry's id, not the manifest's
-    assert latest.subject == web and latest.version == 1
+    assert latest.id == 100 + versions - 1  # the registry's id, not the manifest's
+    assert latest.subject == web and latest.version == versions
     assert registry.latest(web) is latest
-    assert client.calls == [("register", web)]
-    assert registry.by_id(100) is latest  # from the cache, no request
-    assert client.calls == [("register", web)]
+    registered = [("register", web)] * versions  # every version, in order, once
+    assert client.calls == registered
+    assert registry.by_id(latest.id) is latest  # from the cache, no request
+    assert client.calls == registered
 
 
 def test_confluent_codec_round_trip(fake_module: types.ModuleType) -> None:
@@ -159,13 +162,16 @@ def test_confluent_codec_round_trip(fake_module: types.ModuleType) -> None:
     codec = AvroCodec(registry)
     event = example_events()[0]
     data = encode_event(codec, event)
-    assert unframe(data)[0] == 100
+    versions = sum(
+        1 for e in read_manifest(SCHEMAS) if e.subject == CHANNEL_SUBJECTS[event.channel]
+    )
+    assert unframe(data)[0] == 100 + versions - 1
 
     # another process (fresh cache) decodes by asking the registry
     other = ConfluentSchemaRegistry("http://registry:8081", SCHEMAS, client=FakeClient.instances[0])
     schema, record = AvroCodec(other).decode(data)
     assert schema.subject == CHANNEL_SUBJECTS[event.channel]
-    assert schema.version == 1  # matched with the committed version
+    assert schema.version == versions  # matched with the committed version
     assert record["event_id"] == event.event_id
 
 

@@ -240,3 +240,20 @@ def test_topics_follow_the_namespace(fake: type[FakeProducer]) -> None:
     producer.send(example_events()[8])
     assert fake.instances[0].produced[0]["topic"] == "acme-prod.channel.ecommerce"
     assert producer.topics.channel(Channel.CRM) == "acme-prod.channel.crm"
+
+
+def test_on_delivery_reports_each_record(fake: type[FakeProducer], settings: Settings) -> None:
+    results: list[Any] = []
+    producer = EventProducer(settings, REGISTRY)
+    producer.send(example_events()[0], on_delivery=results.append)
+    assert producer.flush() == 0
+    assert results == [None]
+    fake.instances[0].fail_with = FakeKafkaError("_MSG_TIMED_OUT", "Local: Message timed out")
+    event = example_events()[1]
+    producer.send(event, on_delivery=results.append)
+    assert producer.flush() == 0  # reported to the callback, not raised again
+    failure = results[1]
+    assert (failure.error_name, failure.event_id) == ("_MSG_TIMED_OUT", event.event_id)
+    producer.send(event)  # without a callback, flush raises as before
+    with pytest.raises(DeliveryError):
+        producer.flush()

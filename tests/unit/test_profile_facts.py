@@ -21,6 +21,11 @@ EXPECTED_DATA: dict[str, dict[str, str | int]] = {
     "form_submit": {"form_id": "demo-2024", "form_type": "demo_request"},
     "download": {"asset_type": "tender_document"},
     "newsletter_signup": {"list_id": "industry-news"},
+    "track": {"event": "Demo Requested"},
+    "identify": {},
+    "screen": {"name": "Dashboard", "category": "app"},
+    "group": {"group_id": "acct-9"},
+    "alias": {},
     "product_view": {"product_id": "EG-200", "category": "gateways"},
     "cart": {"action": "add"},
     "checkout": {"value": "4497.00", "currency": "EUR"},
@@ -43,6 +48,8 @@ EXPECTED_DATA: dict[str, dict[str, str | int]] = {
 
 EXPECTED_TRAITS: dict[str, dict[str, str]] = {
     "form_submit": {"first_name": "Anna", "last_name": "Berg", "company": "Muster GmbH"},
+    "identify": {"first_name": "Anna", "last_name": "Berg", "email": "anna.berg@example.com"},
+    "group": {"company": "Muster GmbH", "industry": "Machinery"},
     "contact_upsert": {
         "first_name": "Anna",
         "last_name": "Berg",
