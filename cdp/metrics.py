@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, start_http_server
+from prometheus_client import Counter, Histogram, start_http_server
 
 INGEST_RECORDS = Counter(
     "cdp_ingest_records",
@@ -14,6 +14,26 @@ INGEST_RECORDS = Counter(
 def count_ingest(topic: str, outcome: str) -> None:
     """Count one ingested record."""
     INGEST_RECORDS.labels(topic=topic, outcome=outcome).inc()
+
+
+PROCESSOR_RECORDS = Counter(
+    "cdp_processor_records",
+    "Input records handled by a processor plugin, by outcome (processed, skipped, dead_lettered).",
+    ["processor", "outcome"],
+)
+PROCESSOR_LATENCY = Histogram(
+    "cdp_processor_latency_seconds",
+    "Time a processor plugin's function took for one input record.",
+    ["processor"],
+    buckets=(0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+)
+
+
+def count_processor(processor: str, outcome: str, seconds: float | None = None) -> None:
+    """Count one record a processor plugin handled (and how long its function took)."""
+    PROCESSOR_RECORDS.labels(processor=processor, outcome=outcome).inc()
+    if seconds is not None:
+        PROCESSOR_LATENCY.labels(processor=processor).observe(seconds)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

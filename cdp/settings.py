@@ -63,6 +63,15 @@ class Settings(BaseSettings):
         default=None,
         description="Journey definition YAML (stages, rules, scoring); default: the B2B journey.",
     )
+    processors_path: str = Field(
+        default=str(PROJECT_ROOT / "processors"),
+        description="Folders of processor modules, separated by ':' (empty: none);"
+        " installed packages add processors through the entry-point group cdp.processors.",
+    )
+    processors: str | None = Field(
+        default=None,
+        description="Comma-separated names of the processors to run; unset: every one found.",
+    )
     partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of data topics.")
     replication_factor: int = Field(default=1, ge=1, le=16)
     metrics_port: int = Field(
@@ -80,6 +89,22 @@ class Settings(BaseSettings):
         default=None,
         description="Departments and hashed API keys (YAML); unset: the dev-only demo file.",
     )
+    collector_host: str = Field(
+        default="127.0.0.1", min_length=1, description="Interface the HTTP collector listens on."
+    )
+    collector_port: int = Field(
+        default=18090, ge=1, le=65535, description="Port of the HTTP collector."
+    )
+    write_key_config: Path | None = Field(
+        default=None,
+        description="Collector write keys, hashed (YAML); unset: the dev-only demo file.",
+    )
+    collector_ack_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds a collector request waits for Kafka's acknowledgements (then 503).",
+    )
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -90,7 +115,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port], got {value!r}")
         return value
 
-    @field_validator("access_config")
+    @field_validator("access_config", "write_key_config")
     @classmethod
     def _check_access_config(cls, value: Path | None) -> Path | None:
         if value is not None and not value.is_file():

@@ -79,6 +79,11 @@ def send_dead_letter(out: OutputBatch, topic: str, letter: DeadLetter) -> None:
 
 def dead_letter(out: OutputBatch, topic: str, processor: str, message: Any, exc: Exception) -> None:
     """Dead-letter a message a processor failed on (no PII: the type of error, not its text)."""
+    send_dead_letter(out, topic, failure_letter(source_record(message), processor, exc))
+
+
+def failure_letter(source: SourceRecord, processor: str, exc: Exception) -> DeadLetter:
+    """The dead letter of a record ``processor`` raised on (logged without PII)."""
     if isinstance(exc, EventError):
         reason, detail = exc.reason, exc.detail
     else:
@@ -86,9 +91,9 @@ def dead_letter(out: OutputBatch, topic: str, processor: str, message: Any, exc:
         log.error(
             "%s failed on %s[%d]@%d: %s",
             processor,
-            message.topic,
-            message.partition,
-            message.offset,
+            source.topic,
+            source.partition,
+            source.offset,
             type(exc).__name__,
         )
-    send_dead_letter(out, topic, DeadLetter(source_record(message), reason, detail, processor))
+    return DeadLetter(source, reason, detail, processor)

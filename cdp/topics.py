@@ -95,6 +95,11 @@ class Topics:
         return f"{self.namespace}.profile.facts"
 
     @property
+    def computed(self) -> str:
+        """Computed traits of processors as derived facts, keyed by identifier key."""
+        return f"{self.namespace}.profile.computed"
+
+    @property
     def profiles(self) -> str:
         """Every new profile version, compacted, keyed by profile id; null = deleted."""
         return f"{self.namespace}.profile.changes"
@@ -187,6 +192,12 @@ def declared_topics(settings: Settings) -> list[TopicSpec]:
             description="facts and releases (JSON) for the profile stage, keyed by profile id",
         ),
         TopicSpec(
+            names.computed,
+            parts,
+            repl,
+            description="computed traits of processors (JSON fact), keyed by identifier key",
+        ),
+        TopicSpec(
             names.profiles,
             parts,
             repl,
@@ -242,6 +253,7 @@ TABLES: dict[str, str] = {
     "facts-by-identifier": PARTITIONED,
     "assignment-by-identifier": PARTITIONED,
     "profile-members": PARTITIONED,
+    "processor-state": PARTITIONED,
 }
 """Faust tables of the worker and whether they follow the single identity partition."""
 

@@ -25,11 +25,13 @@ from cdp.ingest.stage import IngestStage
 from cdp.journey.definition import load_journey_or_default
 from cdp.journey.handoff import register_handoff
 from cdp.outputs import Outputs
+from cdp.processors import discover
+from cdp.processors.agent import register_processors
 from cdp.profile.stage import register_facts, register_profiles
 from cdp.profile.survivorship import load_trait_config
 from cdp.serve.store import ReadModelStore
 from cdp.settings import Settings
-from cdp.topics import Topics
+from cdp.topics import Cleanup, Topics, declared_topics
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +100,16 @@ def _uncommitted_from_the_beginning() -> None:
 def create_app(settings: Settings) -> faust.App:
     """Build the Faust app with every stage registered."""
     _uncommitted_from_the_beginning()
-    _never_skip_gaps(frozenset({Topics(settings.namespace).assignments}))
-    datadir = settings.state_dir / "worker" / Topics(settings.namespace).app_id
+    topics = Topics(settings.namespace)
+    _never_skip_gaps(
+        frozenset(
+            spec.name for spec in declared_topics(settings) if spec.cleanup is Cleanup.COMPACT
+        )
+    )
+    datadir = settings.state_dir / "worker" / topics.app_id
     datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
-        Topics(settings.namespace).app_id,
+        topics.app_id,
         broker=[f"aiokafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")],
         store="memory://",
         processing_guarantee="at_least_once",
@@ -119,7 +126,6 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         table_standby_replicas=0,
     )
-    topics = Topics(settings.namespace)
     codec = AvroCodec(registry_from_settings(settings))
     identity = load_identity_config(settings.identity_config)
     journey = load_journey_or_default(settings.journey_config)
@@ -131,6 +137,7 @@ def create_app(settings: Settings) -> faust.App:
     traits = load_trait_config(settings.trait_config)
     register_profiles(app, topics, traits, store, outputs, journey)
     register_handoff(app, settings, topics, outputs)
+    register_processors(app, discover(settings), topics, codec, outputs)  # processors/ plugins
     return app
 
 

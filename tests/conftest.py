@@ -15,6 +15,8 @@ import pytest
 
 from cdp.settings import Settings, load_settings
 
+pytest_plugins = ["cdp.testing.plugin"]  # cdp_pipeline fixture, --cdp-real-stack
+
 
 @pytest.fixture(scope="session")
 def stack_settings() -> Iterator[Settings]:

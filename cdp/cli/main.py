@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from cdp.cli import api, demo, rebuild, schemas, stack, topics, worker
+from cdp.cli import api, collector, demo, processors, rebuild, schemas, stack, topics, worker
 from cdp.errors import CdpError
 
 app = typer.Typer(
@@ -27,6 +27,8 @@ app.command("rebuild")(rebuild.rebuild)
 app.command("demo")(demo.demo)
 app.add_typer(demo.sample_app, name="sample")
 app.add_typer(api.app, name="api")
+app.command("collector")(collector.collector)
+app.add_typer(processors.app, name="processors")
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from cdp.profile.computed import (
     compute_sorted,
     consent_sorted,
 )
+from cdp.profile.derived import is_derived
 from cdp.profile.facts import Fact, merge_fact_sets, sort_facts
 from cdp.profile.survivorship import TraitConfig, TraitValue, resolve_sorted
 
@@ -69,12 +70,15 @@ def build_profile(
     id, see :func:`~cdp.profile.facts.merge_fact_sets`). ``identifiers`` are
     the profile's identifier keys, provided by identity resolution; they are
     deduped and sorted. With a ``journey`` definition the document carries the
-    profile's journey state (a pure function of the same fact set).
+    profile's journey state (a pure function of the same fact set). Derived
+    facts (computed traits of processors, :mod:`cdp.profile.derived`) count for
+    the traits only: they are not events.
     """
     fact_set = merge_fact_sets(facts)
-    ordered = sort_facts(fact_set.values())
+    everything = sort_facts(fact_set.values())
+    ordered = [fact for fact in everything if not is_derived(fact)]  # the events
     keys = sorted(set(identifiers))
-    traits = resolve_sorted(ordered, config)
+    traits = resolve_sorted(everything, config)
     return ProfileDocument(
         profile_id=profile_id,
         identifiers=keys,

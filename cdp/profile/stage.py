@@ -40,6 +40,7 @@ from cdp.messages import (
     parse_facts_message,
 )
 from cdp.outputs import OutputBatch, Outputs
+from cdp.profile.derived import parse_derived_fact
 from cdp.profile.document import ProfileDocument, build_profile, canonical_json
 from cdp.profile.facts import Fact, fact_from_event
 from cdp.profile.survivorship import TraitConfig
@@ -63,8 +64,10 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Ou
 
     One event at a time: outputs through Faust's producer (Faust publishes them
     before it commits the input offset) and table writes under the current event.
+    Derived facts of processors (``profile.computed``, :mod:`cdp.profile.derived`)
+    are kept like events' facts, so computed traits follow merges and erasure.
     """
-    source = raw_topic(app, topics.canonical, topics.assignments)
+    source = raw_topic(app, topics.canonical, topics.assignments, topics.computed)
     out = raw_topic(app, topics.facts)
     facts_table = json_table(app, "facts-by-identifier")
     assignment_table = json_table(app, "assignment-by-identifier")
@@ -108,14 +111,20 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Ou
                             key=profile_id.encode(), value=FactsAdded(_text(key), known).to_bytes()
                         )
                 continue
+            derived = message.topic == topics.computed
             try:
-                fact = fact_from_event(decode_canonical(codec, message.value))
+                if derived:
+                    fact = parse_derived_fact(message.value)
+                else:
+                    fact = fact_from_event(decode_canonical(codec, message.value))
             except Exception as exc:
                 letters = outputs.batch()
                 dead_letter(letters, topics.deadletter, "facts", message, exc)
                 await letters.delivered()
                 continue
             known = dict(facts_table.get(key) or {})
+            if derived and known.get(fact.event_id) == fact.to_json():
+                continue  # a processor re-sent its unchanged trait
             known[fact.event_id] = fact.to_json()
             facts_table[key] = known
             profile_id = assignment_table.get(key)

@@ -33,6 +33,9 @@ COMMANDS = [
     ["sample"],
     ["sample", "send"],
     ["sample", "generate"],
+    ["processors"],
+    ["processors", "list"],
+    ["processors", "new"],
 ]
 
 
