@@ -48,7 +48,7 @@ from cdp.serve.journey import profile_upsert
 from cdp.serve.outage import apply_waiting
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import ProfileDelete, ProfileUpsert
-from cdp.streams import dead_letter, json_table, put, raw_topic
+from cdp.streams import dead_letter, delete, json_table, put, raw_topic
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -62,79 +62,151 @@ def change_record(version: int, document: bytes) -> bytes:
 def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Outputs) -> Any:
     """Attach the per-identifier facts agent and its tables to ``app``.
 
-    One event at a time: outputs through Faust's producer (Faust publishes them
-    before it commits the input offset) and table writes under the current event.
-    Derived facts of processors (``profile.computed``, :mod:`cdp.profile.derived`)
-    are kept like events' facts, so computed traits follow merges and erasure.
+    Reads in batches (:class:`FactsBatch`). Per batch it sends its outputs and
+    waits for the broker's acknowledgements, then writes the table entries it
+    changed (changelog records through the same producer), before Faust acks
+    the input. A crash in between replays the batch against the old entries, so
+    it sends the same outputs again (facts are keyed by event id, releases and
+    re-adds are idempotent downstream). Derived facts of processors
+    (``profile.computed``, :mod:`cdp.profile.derived`) are kept like events'
+    facts, so computed traits follow merges and erasure.
     """
     source = raw_topic(app, topics.canonical, topics.assignments, topics.computed)
-    out = raw_topic(app, topics.facts)
     facts_table = json_table(app, "facts-by-identifier")
     assignment_table = json_table(app, "assignment-by-identifier")
 
     @assignment_table.on_recover  # type: ignore[untyped-decorator]
     async def republish() -> None:
+        out = outputs.batch()
         sent = 0
         for key, facts in list(facts_table.items()):
             profile_id = assignment_table.get(key)
             if profile_id and facts:
-                await out.send(
-                    key=profile_id.encode(), value=FactsAdded(_text(key), facts).to_bytes()
+                out.send(
+                    topics.facts, profile_id.encode(), FactsAdded(_text(key), facts).to_bytes()
                 )
                 sent += 1
+        await out.delivered()
         log.info("facts: re-published the facts of %d identifiers", sent)
 
+    def parse_fact(message: Any) -> Fact:
+        if message.topic == topics.computed:
+            return parse_derived_fact(message.value)
+        return fact_from_event(decode_canonical(codec, message.value))
+
     async def facts(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            key: bytes = message.key
-            if message.topic == topics.assignments:
-                if message.value is None:
-                    # A tombstone: the identifier was erased (GDPR, written by the API
-                    # together with the read-model deletion). Forget it and its facts;
-                    # nothing is sent, so the erased profile is not rendered again.
-                    for table in (assignment_table, facts_table):
-                        if key in table:
-                            del table[key]
+        async for batch in stream.take_events(1000, within=0.05):
+            out = outputs.batch()
+            work = FactsBatch(facts_table, assignment_table, out, topics.facts)
+            for event in batch:
+                message = event.message
+                if message.topic == topics.assignments:
+                    if message.value is None:
+                        work.forget(message.key, message.partition)
+                    else:
+                        work.assign(
+                            message.key, message.partition, _parse_assignment(message.value)
+                        )
                     continue
-                profile_id = _parse_assignment(message.value)
-                old: str | None = assignment_table.get(key)
-                if old != profile_id:
-                    assignment_table[key] = profile_id
-                    if old:
-                        await out.send(
-                            key=old.encode(), value=MemberReleased(_text(key)).to_bytes()
-                        )
-                    known = facts_table.get(key)
-                    if known:
-                        await out.send(
-                            key=profile_id.encode(), value=FactsAdded(_text(key), known).to_bytes()
-                        )
-                continue
-            derived = message.topic == topics.computed
-            try:
-                if derived:
-                    fact = parse_derived_fact(message.value)
-                else:
-                    fact = fact_from_event(decode_canonical(codec, message.value))
-            except Exception as exc:
-                letters = outputs.batch()
-                dead_letter(letters, topics.deadletter, "facts", message, exc)
-                await letters.delivered()
-                continue
-            known = dict(facts_table.get(key) or {})
-            if derived and known.get(fact.event_id) == fact.to_json():
-                continue  # a processor re-sent its unchanged trait
-            known[fact.event_id] = fact.to_json()
-            facts_table[key] = known
-            profile_id = assignment_table.get(key)
-            if profile_id:
-                await out.send(
-                    key=profile_id.encode(),
-                    value=FactsAdded(_text(key), {fact.event_id: known[fact.event_id]}).to_bytes(),
+                try:
+                    fact = parse_fact(message)
+                except Exception as exc:
+                    dead_letter(out, topics.deadletter, "facts", message, exc)
+                    continue
+                work.add(
+                    message.key, message.partition, fact, derived=message.topic == topics.computed
                 )
+            work.flush()
+            await out.delivered()
+            saved = outputs.batch()
+            work.save(saved)
+            await saved.delivered()
 
     return app.agent(source, name=f"{topics.namespace}.facts", concurrency=1)(facts)
+
+
+class FactsBatch:
+    """One batch of the facts agent: table changes kept aside, outputs coalesced.
+
+    Reads see the batch's own changes first (``None``: deleted in this batch).
+    Facts of one identifier for its profile are sent as one ``add`` per batch;
+    pending facts of an identifier are sent before its release (an assignment
+    change) and dropped by its erasure, so the order per identifier holds.
+    """
+
+    def __init__(self, facts: Any, assignments: Any, out: OutputBatch, topic: str) -> None:
+        self._tables = {"f": facts, "a": assignments}
+        self._changed: dict[str, dict[bytes, tuple[int, Any]]] = {"f": {}, "a": {}}
+        self._pending: dict[bytes, tuple[str, dict[str, Any]]] = {}
+        self._out = out
+        self._topic = topic
+
+    def _get(self, table: str, key: bytes) -> Any:
+        changed = self._changed[table].get(key)
+        return self._tables[table].get(key) if changed is None else changed[1]
+
+    def _set(self, table: str, key: bytes, partition: int, value: Any) -> None:
+        self._changed[table][key] = (partition, value)
+
+    def add(self, key: bytes, partition: int, fact: Fact, *, derived: bool) -> None:
+        """Keep ``fact`` under identifier ``key``; forward it to the identifier's profile."""
+        known: dict[str, Any] = dict(self._get("f", key) or {})
+        encoded = fact.to_json()
+        if derived and known.get(fact.event_id) == encoded:
+            return  # a processor re-sent its unchanged trait
+        known[fact.event_id] = encoded
+        self._set("f", key, partition, known)
+        profile_id: str | None = self._get("a", key)
+        if profile_id:
+            pending = self._pending.setdefault(key, (profile_id, {}))
+            pending[1][fact.event_id] = encoded
+
+    def assign(self, key: bytes, partition: int, profile_id: str) -> None:
+        """Identifier ``key`` now belongs to ``profile_id``: its facts move there."""
+        old: str | None = self._get("a", key)
+        if old == profile_id:
+            return
+        self._send_pending(key)
+        self._set("a", key, partition, profile_id)
+        if old:
+            self._out.send(self._topic, old.encode(), MemberReleased(_text(key)).to_bytes())
+        known = self._get("f", key)
+        if known:
+            self._out.send(
+                self._topic, profile_id.encode(), FactsAdded(_text(key), known).to_bytes()
+            )
+
+    def forget(self, key: bytes, partition: int) -> None:
+        """GDPR erasure of identifier ``key`` (an assignment tombstone): drop it and its facts.
+
+        Nothing is sent, so the erased profile is not rendered again.
+        """
+        self._pending.pop(key, None)
+        for table in ("a", "f"):
+            if self._get(table, key) is not None:
+                self._set(table, key, partition, None)
+
+    def _send_pending(self, key: bytes) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is not None:
+            profile_id, facts = pending
+            self._out.send(
+                self._topic, profile_id.encode(), FactsAdded(_text(key), facts).to_bytes()
+            )
+
+    def flush(self) -> None:
+        """Send the facts still pending (end of the batch)."""
+        for key in list(self._pending):
+            self._send_pending(key)
+
+    def save(self, out: OutputBatch) -> None:
+        """Write the changed table entries (and their changelog records) through ``out``."""
+        for table, changed in self._changed.items():
+            for key, (partition, value) in changed.items():
+                if value is None:
+                    delete(self._tables[table], out, partition, key)
+                else:
+                    put(self._tables[table], out, partition, key, value)
 
 
 def register_profiles(
