@@ -15,30 +15,27 @@ Steps, each in a fresh namespace on the same broker and Redis:
    stage's consumer group has committed the end of its input topics and every
    event is counted in a profile in Redis.
 
-Prints events/s for both, the ratio, the worker's peak RSS and Redis memory
-per profile.
+Prints events/s for both, the ratio, the worker's peak RSS, Redis memory per
+profile and the machine's load average. Both namespaces (Redis keys and
+topics) are deleted at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from cdp.contracts.codec import AvroCodec
-from cdp.contracts.events import decode_channel_event
-from cdp.contracts.registry import registry_from_settings
+from bench.common import ChannelReader, load, namespace, peak_rss_kib, start_workers
 from cdp.producer import EventProducer
 from cdp.samples import generate
 from cdp.serve.store import ReadModelStore, events_in_profiles
-from cdp.settings import Settings, load_settings
-from cdp.topics import Topics, ensure_topics
-from cdp.worker_process import WorkerProcess, settings_env
+from cdp.settings import Settings
+from cdp.topics import Topics
 
 
 @dataclass
@@ -52,13 +49,6 @@ class Result:
     def rate(self) -> float:
         """Events per second."""
         return self.events / self.seconds if self.seconds else 0.0
-
-
-def fresh_settings(prefix: str) -> Settings:
-    """Settings for a new namespace with all topics created."""
-    settings = load_settings(namespace=prefix + uuid.uuid4().hex[:8], metrics_port=0)
-    ensure_topics(settings)
-    return settings
 
 
 def preload(settings: Settings, events: int, seed: int) -> int:
@@ -78,23 +68,13 @@ def preload(settings: Settings, events: int, seed: int) -> int:
 
 def raw_baseline(settings: Settings, expected: int) -> Result:
     """Consume, decode and validate every channel record and pipeline one Redis SET each."""
-    topics = Topics(settings.namespace)
-    codec = AvroCodec(registry_from_settings(settings))
+    reader = ChannelReader(settings, "raw-baseline")
     client = redis.Redis.from_url(settings.redis_url)
-    consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"{settings.namespace}-raw-baseline",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe(topics.channels)
     done = 0
     started: float | None = None
     try:
         while done < expected:
-            messages = consumer.consume(1000, timeout=1.0)
+            messages = reader.consumer.consume(1000, timeout=1.0)
             if not messages:
                 continue
             if started is None:
@@ -103,15 +83,13 @@ def raw_baseline(settings: Settings, expected: int) -> Result:
             for message in messages:
                 if message.error():
                     continue
-                channel = topics.channel_of(message.topic())
-                assert channel is not None
-                event = decode_channel_event(codec, message.value(), channel)
+                event = reader.decode(message)
                 pipe.set(f"{settings.namespace}:raw:{event.event_id}", message.value())
                 done += 1
             pipe.execute()
         return Result(done, time.monotonic() - (started or time.monotonic()))
     finally:
-        consumer.close()
+        reader.close()
         for key in client.scan_iter(f"{settings.namespace}:raw:*", count=1000):
             client.delete(key)
         client.close()
@@ -136,22 +114,10 @@ def _lag(settings: Settings, consumer: Consumer) -> int:
     return lag
 
 
-def _rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tuple[Result, dict]:
     """Run the workers over the pre-loaded backlog until every event is in a profile."""
-    env = settings_env(settings, CDP_LOG_LEVEL="warning")
     client = redis.Redis.from_url(settings.redis_url)
     memory_before = int(client.info("memory")["used_memory"])
-    procs = [
-        WorkerProcess(env, logs / f"bench-worker-{settings.namespace}-{n}.log")
-        for n in range(workers)
-    ]
     group = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -160,8 +126,7 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
         }
     )
     started = time.monotonic()
-    for proc in procs:
-        proc.start()
+    procs = start_workers(settings, workers, logs)
     first_write: float | None = None
     peak_rss = 0
     store = ReadModelStore.from_settings(settings)
@@ -170,8 +135,7 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
             time.sleep(1.0)
             for proc in procs:
                 assert proc.running, proc.log_tail()
-                assert proc.proc is not None
-                peak_rss = max(peak_rss, _rss_kib(proc.proc.pid))
+            peak_rss = peak_rss_kib(procs, peak_rss)
             if first_write is None and client.dbsize() > 0:
                 first_write = time.monotonic()
             lag = _lag(settings, group)
@@ -210,14 +174,15 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, default=Path(".cdp/bench"))
     args = parser.parse_args()
 
-    baseline_settings = fresh_settings("benchraw")
-    expected = preload(baseline_settings, args.events, args.seed)
-    raw = raw_baseline(baseline_settings, expected)
+    print(f"start: {load()}", flush=True)
+    with namespace("benchraw") as baseline_settings:
+        expected = preload(baseline_settings, args.events, args.seed)
+        raw = raw_baseline(baseline_settings, expected)
     print(f"raw baseline: {raw.events:,} events in {raw.seconds:.1f}s = {raw.rate:,.0f} events/s")
 
-    settings = fresh_settings("benchcdp")
-    expected = preload(settings, args.events, args.seed)
-    result, extra = pipeline(settings, expected, args.workers, args.logs)
+    with namespace("benchcdp") as settings:
+        expected = preload(settings, args.events, args.seed)
+        result, extra = pipeline(settings, expected, args.workers, args.logs)
     print(
         f"pipeline ({args.workers} worker): {result.events:,} events in {result.seconds:.1f}s"
         f" = {result.rate:,.0f} events/s ({100 * result.rate / raw.rate:.1f}% of raw);"
@@ -225,6 +190,7 @@ def main() -> None:
         f" worker peak RSS {extra['peak_rss_mib']:.0f} MiB;"
         f" Redis {extra['redis_bytes_per_profile']:,.0f} bytes/profile"
     )
+    print(f"end: {load()}")
 
 
 if __name__ == "__main__":
