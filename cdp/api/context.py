@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -82,10 +82,19 @@ class ApiContext:
             self.store.client.close()
 
 
-def get_context(request: Request) -> ApiContext:
+def context_of(request: Request) -> ApiContext:
     """The app's :class:`ApiContext`."""
     ctx: ApiContext = request.app.state.ctx
     return ctx
+
+
+# The dependencies are coroutines although they do no I/O: FastAPI runs a plain
+# function dependency in the thread pool, a hop that cost more than the lookup.
+
+
+async def get_context(request: Request) -> ApiContext:
+    """The app's :class:`ApiContext` (a dependency)."""
+    return context_of(request)
 
 
 _api_key_header = APIKeyHeader(
@@ -94,7 +103,7 @@ _api_key_header = APIKeyHeader(
 _bearer = HTTPBearer(auto_error=False, description="The department's API key as a bearer token.")
 
 
-def presented_key(
+async def presented_key(
     api_key: Annotated[str | None, Security(_api_key_header)] = None,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
 ) -> str | None:
@@ -106,7 +115,7 @@ def presented_key(
     return None
 
 
-def require_principal(
+async def require_principal(
     ctx: Annotated[ApiContext, Depends(get_context)],
     key: Annotated[str | None, Depends(presented_key)],
 ) -> Principal:
@@ -122,7 +131,7 @@ def require_principal(
     return principal
 
 
-def require_admin(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+async def require_admin(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
     """The caller, if its department is admin; :class:`Forbidden` (403) otherwise."""
     if not principal.admin:
         raise Forbidden(
@@ -143,10 +152,10 @@ def ensure_report(principal: Principal, report: str) -> None:
         )
 
 
-def require_report(report: str) -> Callable[[Principal], Principal]:
+def require_report(report: str) -> Callable[[Principal], Awaitable[Principal]]:
     """A dependency: the caller, if its department may read ``report`` (see ``reports``)."""
 
-    def dependency(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
+    async def dependency(principal: Annotated[Principal, Depends(require_principal)]) -> Principal:
         ensure_report(principal, report)
         return principal
 

@@ -71,6 +71,7 @@ class View:
                 check_path(path)
         self.all = "*" in unique
         self.paths: tuple[str, ...] = ("*",) if self.all else tuple(_minimal(unique))
+        self._shown = _minimal({ALWAYS, *self.paths})  # per request otherwise: O(paths^2)
 
     def covers(self, path: str) -> bool:
         """True if the view shows everything under ``path``."""
@@ -82,7 +83,7 @@ class View:
         Raises :class:`FieldNotInView` naming every requested path the view does not cover.
         """
         if requested is None:
-            return _minimal({ALWAYS, *self.paths})
+            return list(self._shown)
         outside = [path for path in requested if not self.covers(path)]
         if outside:
             raise FieldNotInView(outside)

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from cdp.api.access import Principal
-from cdp.api.context import ApiContext, ensure_report, get_context
+from cdp.api.context import ApiContext, context_of, ensure_report
 from cdp.api.errors import ApiError, InvalidParameters
 from cdp.api.models import FunnelOut, MomentsOut
 from cdp.api.routes.journey import CHANNEL_PATTERN, REGION_PATTERN, funnel_report, moments_report
@@ -161,7 +161,7 @@ def _login(message: str | None = None, status: int = 200) -> HTMLResponse:
 @router.get("", response_class=HTMLResponse)
 def home(request: Request, key: Annotated[str | None, Query(max_length=512)] = None) -> Response:
     """The lookup form (or the login form when not signed in)."""
-    ctx = get_context(request)
+    ctx = context_of(request)
     principal = _principal(ctx, _key_of(request, key))
     if principal is None:
         return _login("That key is not valid." if key else None, 401 if key else 200)
@@ -175,7 +175,7 @@ async def login(request: Request) -> Response:
     body = await request.body()
     form = parse_qs(body[:MAX_FORM_BYTES].decode("utf-8", "replace"))
     key = (form.get("key") or [""])[0].strip()
-    ctx = get_context(request)
+    ctx = context_of(request)
     if _principal(ctx, key) is None:
         return _login("That key is not valid.", 401)
     return _with_cookie(RedirectResponse("/dashboard", status_code=303), request, key)
@@ -235,7 +235,7 @@ def lookup_page(
     anonymous_id: Annotated[str | None, Query(max_length=320)] = None,
 ) -> Response:
     """Profile 360 by identifier: ``?email=`` (etc.) or the form's ``?type=&value=``."""
-    ctx = get_context(request)
+    ctx = context_of(request)
     principal = _principal(ctx, _key_of(request, key))
     if principal is None:
         return _login("Sign in with your department's API key.", 401)
@@ -270,7 +270,7 @@ def profile_page(
     key: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     """Profile 360 by profile id (aliases followed)."""
-    ctx = get_context(request)
+    ctx = context_of(request)
     principal = _principal(ctx, _key_of(request, key))
     if principal is None:
         return _login("Sign in with your department's API key.", 401)
@@ -337,7 +337,7 @@ def funnel_page(
     channel: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Response:
     """The journey funnel (all profiles, ``?region=`` or ``?channel=``) and moments of truth."""
-    ctx = get_context(request)
+    ctx = context_of(request)
     principal = _principal(ctx, _key_of(request, key))
     if principal is None:
         return _login("Sign in with your department's API key.", 401)

@@ -1,4 +1,11 @@
-"""``/v1/profiles``: profile by id, lookup by identifier, GDPR export and erase."""
+"""``/v1/profiles``: profile by id, lookup by identifier, GDPR export and erase.
+
+The two reads are coroutines that call Redis inline: one round trip to a
+nearby Redis (:func:`~cdp.serve.reader.read_profile`) costs less than the
+thread-pool hop FastAPI makes for a plain function, which dominated their
+latency (see ``docs/benchmarks.md``). The API's Redis client has a socket
+timeout, so a hung Redis cannot hold the event loop for long.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ from cdp.api.errors import ERROR_RESPONSES, Forbidden, InvalidParameters, NotFou
 from cdp.api.models import EraseReceipt, ExportOut, ProfileResponse
 from cdp.api.views import FieldNotInView, parse_fields
 from cdp.identity.identifiers import Verdict, classify
+from cdp.serve.reader import read_profile
 from cdp.serve.store import ReadModelError
 
 router = APIRouter(prefix="/v1/profiles", tags=["profiles"], responses=ERROR_RESPONSES)
@@ -106,11 +114,10 @@ def _profile_payload(
 
 def fetch_by_id(ctx: ApiContext, profile_id: str) -> tuple[str, bytes]:
     """``(resolved id, document)`` of ``profile_id``; :class:`NotFound` if it has none."""
-    resolved = ctx.store.resolve(profile_id)
-    document = None if resolved is None else ctx.store.get_profile(resolved, follow_aliases=False)
-    if resolved is None or document is None:
+    found = read_profile(ctx.store, profile_id=profile_id)
+    if found is None:
         raise NotFound("no profile with this id", code="profile_not_found")
-    return resolved, document
+    return found
 
 
 def identifier_key(ctx: ApiContext, id_type: str, value: str) -> str:
@@ -129,15 +136,10 @@ def identifier_key(ctx: ApiContext, id_type: str, value: str) -> str:
 
 def fetch_by_identifier(ctx: ApiContext, id_type: str, value: str) -> tuple[str, bytes]:
     """``(resolved id, document)`` for an identifier; 422 if invalid, 404 if unknown."""
-    key = identifier_key(ctx, id_type, value)
-    linked = ctx.store.lookup(key)
-    if linked is None:
+    found = read_profile(ctx.store, identifier_key=identifier_key(ctx, id_type, value))
+    if found is None:
         raise NotFound(f"no profile for this {id_type}", code="identifier_not_found")
-    resolved = ctx.store.resolve(linked)
-    document = None if resolved is None else ctx.store.get_profile(resolved, follow_aliases=False)
-    if resolved is None or document is None:
-        raise NotFound(f"no profile for this {id_type}", code="identifier_not_found")
-    return resolved, document
+    return found
 
 
 def one_identifier(given: dict[str, str | None]) -> tuple[str, str]:
@@ -162,7 +164,7 @@ def one_identifier(given: dict[str, str | None]) -> tuple[str, str]:
     description="Exactly one identifier parameter, normalised like ingest (emails lower-cased, "
     "phones to E.164, ...). 422 if none, several or an invalid one; 404 if no profile has it.",
 )
-def lookup_profile(
+async def lookup_profile(
     ctx: Context,
     principal: Caller,
     email: IdentifierQuery = None,
@@ -192,7 +194,7 @@ def lookup_profile(
     response_model=ProfileResponse,
     summary="Get a profile by id (aliases followed)",
 )
-def get_profile(
+async def get_profile(
     ctx: Context, principal: Caller, profile_id: ProfileIdPath, fields: FieldsQuery = None
 ) -> JSONResponse:
     """The profile ``profile_id`` resolves to, in the caller's view; says the resolved id."""
