@@ -10,6 +10,7 @@ idempotent downstream instead of relying on Kafka transactions.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,10 @@ from cdp.topics import Cleanup, Topics, declared_topics
 log = logging.getLogger(__name__)
 
 
+RESTART_EXIT_CODE = 75
+"""Exit code of a worker process that must start again from the committed offsets."""
+
+
 def _never_skip_gaps(compacted: frozenset[str]) -> None:
     """Stop Faust from committing past records it never processed.
 
@@ -43,9 +48,11 @@ def _never_skip_gaps(compacted: frozenset[str]) -> None:
     before a rebalance or a seek arrive out of order), Faust records the
     range in between as a "gap" and later treats it as acknowledged, so the
     committed offset jumps over records no agent processed (faust-streaming
-    issues #221, #606); a crash then loses them. Gaps are genuine only in
-    compacted topics; for every other topic this keeps the commit at the last
-    contiguous acknowledged offset (the skipped records are fetched again).
+    issues #221, #606), and it drops the skipped records when they do arrive.
+    Gaps are genuine only in compacted topics. For every other topic the
+    process exits with :data:`RESTART_EXIT_CODE` before anything past the gap
+    is acknowledged; ``cdp worker`` starts it again, and the new process reads
+    from the committed offset (at least once).
     """
     from faust.transport.consumer import Consumer
 
@@ -56,14 +63,20 @@ def _never_skip_gaps(compacted: frozenset[str]) -> None:
     async def add_gap(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
         if tp.topic in compacted:
             await original(self, tp, offset_from, offset_to)
-        else:
-            log.warning(
-                "not skipping %s[%d] offsets %d..%d delivered out of order",
-                tp.topic,
-                tp.partition,
-                offset_from,
-                offset_to,
-            )
+            return
+        # Faust drops every record below the highest offset it has read, so the records
+        # of the gap would never reach an agent in this process. The commit stays below
+        # them; a fresh process reads them again (the supervisor of `cdp worker` starts it).
+        log.error(
+            "%s[%d]: offsets %d..%d were skipped by the fetcher; restarting to read them"
+            " again from the committed offset",
+            tp.topic,
+            tp.partition,
+            offset_from,
+            offset_to - 1,
+        )
+        logging.shutdown()
+        os._exit(RESTART_EXIT_CODE)
 
     add_gap._cdp_patched = True  # type: ignore[attr-defined]
     Consumer._add_gap = add_gap  # type: ignore[method-assign]
@@ -92,6 +105,10 @@ def _uncommitted_from_the_beginning() -> None:
             # with records fetched before it, which Faust then drops as already read.
             if not self._committed_offset.get(tp) and (await self.position(tp) or 0) > 0:
                 await self.seek(tp, 0)
+                # Faust's seek leaves the read offset unset for offset 0, and then silently
+                # drops records below the first one a prefetch delivers. With -1 such a
+                # record is a gap instead, which the gap patch turns into a restart.
+                self._read_offset[tp] = -1
 
     perform_seek._cdp_patched = True  # type: ignore[attr-defined]
     Consumer.perform_seek = perform_seek  # type: ignore[method-assign]
