@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from cdp.settings import Settings
 
@@ -45,7 +46,7 @@ def read_messages(
         ends: dict[int, int] = {}
         assignment = []
         for partition in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=30)
+            low, high = _watermarks(consumer, TopicPartition(topic, partition))
             if high > low:
                 ends[partition] = high
                 assignment.append(TopicPartition(topic, partition, low))
@@ -70,3 +71,23 @@ def read_messages(
                     yield message
     finally:
         consumer.close()
+
+
+_RETRIABLE = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+"""Errors of a partition whose leadership is still settling (a new topic, a broker restart)."""
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition, timeout: float = 30.0) -> Any:
+    """``(low, high)`` of ``partition``, retrying while its leader is not known yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(partition, timeout=timeout)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _RETRIABLE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
