@@ -47,3 +47,17 @@ def wait_converged(
                 f" {now - started:.0f}s; progress (s, events) {progress[-20:]}\n{worker.log_tail()}"
             )
         time.sleep(poll)
+
+
+RECOVERY_LINES = ("were skipped by the fetcher; restarting",)
+"""Error lines of a documented recovery (the worker restarts to re-read skipped records)."""
+
+
+def unexpected_errors(log: str) -> list[str]:
+    """Lines of a worker log that show an error, except documented recoveries."""
+    return [
+        line
+        for line in log.splitlines()
+        if ("Traceback" in line or "[ERROR]" in line)
+        and not any(ok in line for ok in RECOVERY_LINES)
+    ]

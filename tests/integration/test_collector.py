@@ -28,6 +28,7 @@ from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings, load_settings
 from cdp.worker_process import WorkerProcess, settings_env
 from tests.api_support import serving
+from tests.pipeline_support import unexpected_errors
 
 pytestmark = pytest.mark.integration
 
@@ -185,7 +186,7 @@ def test_collector_to_profiles(settings: Settings, tmp_path: Path) -> None:
             time.sleep(3)  # nothing more arrives: a double count or a leak would show now
             _check_profiles(store)
         log = (tmp_path / "w.log").read_text(errors="replace")
-        assert "Traceback" not in log and "[ERROR]" not in log, worker.log_tail()
+        assert unexpected_errors(log) == [], worker.log_tail()
     finally:
         worker.stop()
 
