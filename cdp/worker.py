@@ -64,6 +64,8 @@ def _never_skip_gaps(compacted: frozenset[str]) -> None:
         if tp.topic in compacted:
             await original(self, tp, offset_from, offset_to)
             return
+        if await _below_log_start(self, tp, offset_to):
+            return  # the records were deleted by retention: nothing to read
         # Faust drops every record below the highest offset it has read, so the records
         # of the gap would never reach an agent in this process. The commit stays below
         # them; a fresh process reads them again (the supervisor of `cdp worker` starts it).
@@ -80,6 +82,19 @@ def _never_skip_gaps(compacted: frozenset[str]) -> None:
 
     add_gap._cdp_patched = True  # type: ignore[attr-defined]
     Consumer._add_gap = add_gap  # type: ignore[method-assign]
+
+
+async def _below_log_start(consumer: Any, tp: Any, offset_to: int) -> bool:
+    """Whether every offset before ``offset_to`` is gone from the partition (retention).
+
+    Then a "gap" is no loss: e.g. an uncommitted partition read from offset 0 whose
+    first records were deleted. If the broker cannot say, it counts as a loss.
+    """
+    try:
+        earliest = (await consumer.earliest_offsets(tp)).get(tp)
+    except Exception:
+        return False
+    return earliest is not None and offset_to <= earliest
 
 
 def _uncommitted_from_the_beginning() -> None:
