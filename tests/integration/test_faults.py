@@ -7,8 +7,8 @@ fresh namespace, injects its fault in the middle of the load and must end
 with the same canonical read-model dump (``ReadModelStore.dump``):
 
 * **Redis restarted empty** during load: the worker waits out the outage
-  (``cdp.serve.outage``) and an operator's ``cdp rebuild`` right after the
-  restart repairs what the wiped Redis lost, while the worker goes on;
+  (``cdp.serve.outage``) and goes on; an operator's ``cdp rebuild`` once the
+  worker caught up repairs what the wiped Redis lost;
 * **Kafka broker restarted** during load: producers and the worker recover on
   their own, no manual step;
 * **poison messages** at a steady rate (one in 20 records is not a valid
@@ -91,9 +91,13 @@ def _run(
     dataset: Dataset,
     logs: Path,
     disturb: Callable[[Settings], None] | None = None,
+    repair: Callable[[Settings, ReadModelStore], None] | None = None,
     poison: bool = False,
 ) -> Run:
-    """Send the dataset through a worker in a fresh namespace; ``disturb`` runs mid-load."""
+    """Send the dataset through a worker in a fresh namespace.
+
+    ``disturb`` runs mid-load, ``repair`` after the last event was sent.
+    """
     settings = load_settings(
         **{**stack.settings.model_dump(), "namespace": "f" + uuid.uuid4().hex[:10]}
     )
@@ -119,6 +123,8 @@ def _run(
                     disturb(settings)
         assert raw.flush(60) == 0
         with ReadModelStore.from_settings(settings) as store:
+            if repair is not None:
+                repair(settings, store)
             dump = wait_converged(store, dataset.distinct_events, worker, stall=180, ceiling=900)
         if poison:
             _check_dead_letters(settings, poisoned)
@@ -178,21 +184,41 @@ def undisturbed(
 def test_redis_restarted_empty_during_load(
     fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
 ) -> None:
-    def restart_redis_empty(settings: Settings) -> None:
+    def restart_redis_empty(_settings: Settings) -> None:
         redis_service = fault_stack.service("redis")
         redis_service.stop(print)
-        data = fault_stack.state_dir / "redis" / "data"
-        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(fault_stack.state_dir / "redis" / "data", ignore_errors=True)
         time.sleep(3)  # the worker meets the outage
         fault_stack.up(progress=print)
-        stats = rebuild(settings)  # the operator's repair, while the worker goes on
+
+    def rebuild_when_caught_up(settings: Settings, store: ReadModelStore) -> None:
+        _wait_until_stable(store, seconds=10)  # the worker caught up with the load
+        stats = rebuild(settings)  # the operator's repair
         print(f"rebuilt {stats.profiles} profiles after the restart")
 
-    run = _run(fault_stack, dataset, tmp_path, disturb=restart_redis_empty)
+    run = _run(
+        fault_stack,
+        dataset,
+        tmp_path,
+        disturb=restart_redis_empty,
+        repair=rebuild_when_caught_up,
+    )
     assert run.dump == undisturbed.dump
     log = (tmp_path / f"worker-{run.settings.namespace}.log").read_text(errors="replace")
     assert "Redis unavailable" in log, "the worker never met the outage"
     assert "Traceback" not in log
+
+
+def _wait_until_stable(store: ReadModelStore, seconds: float, timeout: float = 300) -> None:
+    """Wait until the read model did not change for ``seconds``."""
+    deadline = time.monotonic() + timeout
+    previous, since = store.dump(), time.monotonic()
+    while time.monotonic() - since < seconds:
+        assert time.monotonic() < deadline, "the read model never settled"
+        time.sleep(1)
+        current = store.dump()
+        if current != previous:
+            previous, since = current, time.monotonic()
 
 
 def test_kafka_broker_restarted_during_load(
