@@ -39,7 +39,7 @@ def supervise(command: list[str]) -> int:
 
     SIGTERM and SIGINT are passed on to the child, and end the supervision.
     """
-    from cdp.worker import RESTART_EXIT_CODE
+    from cdp.in_order import RESTART_EXIT_CODE
 
     child: subprocess.Popen[bytes] | None = None
     stopping = False

@@ -158,12 +158,6 @@ def test_rebuild_from_kafka_gives_an_identical_read_model(undisturbed: Run) -> N
         assert store.dump() == undisturbed.dump
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open data-loss bug: after SIGKILL restarts Faust can drop prefetched records"
-    " (0.7-0.8 % of events in 2 of 5 fresh-clone runs on 2026-11-24) even with the restart"
-    " on detected gaps; see docs/operations.md. Runs every time; XPASS when it converges.",
-)
 def test_sigkill_and_restart_converge_to_the_same_state(
     stack_settings: Settings,
     dataset: Dataset,

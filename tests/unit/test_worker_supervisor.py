@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from cdp.cli.worker import supervise
-from cdp.worker import RESTART_EXIT_CODE
+from cdp.in_order import RESTART_EXIT_CODE
 
 SCRIPT = """
 import sys
@@ -34,27 +34,3 @@ def test_any_other_exit_ends_the_supervision_with_its_code(tmp_path: Path) -> No
     assert _supervise(tmp_path, "1") == (1, 1)
     (tmp_path / "runs").unlink()
     assert _supervise(tmp_path, "70") == (70, 1)
-
-
-class _Earliest:
-    def __init__(self, earliest: int | None, fail: bool = False) -> None:
-        self.earliest, self.fail = earliest, fail
-
-    async def earliest_offsets(self, tp: str) -> dict[str, int]:
-        if self.fail:
-            raise RuntimeError("no metadata")
-        return {} if self.earliest is None else {tp: self.earliest}
-
-
-def test_a_gap_below_the_log_start_is_no_loss() -> None:
-    import asyncio
-
-    from cdp.worker import _below_log_start
-
-    def below(consumer: _Earliest, offset_to: int) -> bool:
-        return asyncio.run(_below_log_start(consumer, "t-0", offset_to))
-
-    assert below(_Earliest(100), 100)  # offsets 0..99 deleted by retention
-    assert not below(_Earliest(100), 101)  # offset 100 exists and was skipped
-    assert not below(_Earliest(None), 5)
-    assert not below(_Earliest(0, fail=True), 5)  # unknown: treated as a loss

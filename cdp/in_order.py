@@ -1,0 +1,380 @@
+"""In-order delivery for the worker's Faust consumer: no record of an input is skipped.
+
+Faust's fetch loop (``Consumer._drain_messages``) hands a record to the agents when
+its offset is not below the highest offset read so far, and drops it otherwise. Records
+go missing when a batch is cut short (a rebalance stops the flow, the generation
+changes, a partition is paused while its records are in the batch) and the partition is
+not sought back, or when records prefetched before a seek arrive after it: everything
+below the highest offset delivered is then dropped for good, and with no committed
+offset (Faust's read offset is unset at 0) the skip is not even noticed. The commit
+logic then acknowledges past the hole (faust-streaming issues #221, #606).
+
+:class:`InOrderDelivery` keeps, per input partition, the *next offset the agents must
+see*. A record at that offset is delivered; one below it was delivered already and is
+dropped; one above it means records were skipped: the partition is sought back to the
+expected offset (in the consumer's own thread, so nothing fetched before the seek can
+arrive after it) and later records are dropped until the expected one comes. If the
+first record after a completed seek is still beyond the expected offset, the broker
+has nothing in between (records deleted by retention or removed by compaction), so the
+hole is accepted and recorded as a Faust "gap" for the commit. A partition whose
+records stop arriving while its log holds more (a batch cut short at the end of the
+input) is sought back by a watchdog.
+
+Faust's table changelogs keep Faust's own logic: table recovery seeks them behind the
+consumer's back. :func:`install` patches Faust's consumer class once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, cast
+
+from prometheus_client import Counter
+
+log = logging.getLogger(__name__)
+
+RESTART_EXIT_CODE = 75
+"""Exit code of a worker process that must start again from the committed offsets."""
+
+RESEEKS = Counter(
+    "cdp_consumer_reseeks",
+    "Input partitions sought back to the next expected offset (records had been skipped)",
+    ["topic", "reason"],
+)
+
+
+class Verdict(Enum):
+    """What the fetch loop does with one record."""
+
+    DELIVER = "deliver"
+    """Hand it to the agents (and mark it read)."""
+    DROP = "drop"
+    """Already delivered, or a later record while a seek back is under way."""
+    SEEK = "seek"
+    """Records before it were skipped: seek back to :meth:`InOrderDelivery.expected`."""
+    GAP = "gap"
+    """The broker has nothing between the expected offset and this one: deliver it and
+    record the hole as a Faust gap."""
+    RESTART = "restart"
+    """Seeking back did not bring the expected record: start the process again."""
+
+
+@dataclass
+class _Seek:
+    offset: int
+    batch: int
+    at: float
+    tries: int
+
+
+@dataclass
+class InOrderDelivery:
+    """The next offset to deliver per partition, and the seeks under way.
+
+    ``retry_after`` seconds without the expected record after a seek (or without
+    progress on a partition whose log holds more, for ``retry_after`` seconds and
+    ``stall_batches`` fetches) lead to another seek; after
+    ``max_tries`` seeks for the same offset the verdict is :attr:`Verdict.RESTART`.
+    Partitions are any hashable (Faust's ``TP``); batches are numbered by the caller
+    (:meth:`next_batch`), one per fetch.
+    """
+
+    retry_after: float = 10.0
+    max_tries: int = 5
+    stall_batches: int = 10
+    batch: int = 0
+    _next: dict[Hashable, int] = field(default_factory=dict)
+    _seeks: dict[Hashable, _Seek] = field(default_factory=dict)
+    _progress_at: dict[Hashable, float] = field(default_factory=dict)
+    _progress_batch: dict[Hashable, int] = field(default_factory=dict)
+
+    def next_batch(self) -> None:
+        """A new fetch starts: seeks completed before it are reflected in its records."""
+        self.batch += 1
+
+    def expected(self, tp: Hashable) -> int | None:
+        """The next offset the agents must see on ``tp`` (None: not known yet)."""
+        return self._next.get(tp)
+
+    def reset(self, tp: Hashable, offset: int, *, sought: bool, now: float) -> None:
+        """The consumer was positioned: ``offset`` is the next record to deliver.
+
+        ``sought`` tells whether the fetcher really moved there (then the first record
+        after it is the broker's word on what follows); a partition without a committed
+        offset is left wherever the fetcher is, so its first record is checked.
+        """
+        self._next[tp] = offset
+        self._progressed(tp, now)
+        if sought:
+            self._seeks[tp] = _Seek(offset, self.batch, now, 0)
+        else:
+            self._seeks.pop(tp, None)
+
+    def verdict(self, tp: Hashable, offset: int, now: float) -> Verdict:
+        """What to do with the record at ``offset`` of ``tp``."""
+        expected = self._next.get(tp)
+        if expected is None or offset == expected:
+            return Verdict.DELIVER
+        if offset < expected:
+            return Verdict.DROP
+        seek = self._seeks.get(tp)
+        if seek is not None and seek.offset == expected:
+            if self.batch > seek.batch:
+                return Verdict.GAP  # the first record fetched after the seek
+            if now - seek.at < self.retry_after:
+                return Verdict.DROP  # fetched before the seek completed
+        return self._seek_back(tp, expected, seek, now)
+
+    def _seek_back(self, tp: Hashable, expected: int, seek: _Seek | None, now: float) -> Verdict:
+        tries = seek.tries + 1 if seek is not None and seek.offset == expected else 1
+        if tries > self.max_tries:
+            return Verdict.RESTART
+        self._seeks[tp] = _Seek(expected, self.batch, now, tries)
+        self._progressed(tp, now)
+        return Verdict.SEEK
+
+    def _progressed(self, tp: Hashable, now: float) -> None:
+        self._progress_at[tp] = now
+        self._progress_batch[tp] = self.batch
+
+    def delivered(self, tp: Hashable, offset: int, now: float) -> None:
+        """The record at ``offset`` went to the agents."""
+        self._next[tp] = offset + 1
+        self._progressed(tp, now)
+        seek = self._seeks.get(tp)
+        if seek is not None and seek.offset <= offset:
+            del self._seeks[tp]
+
+    def stalled(self, tp: Hashable, log_end: int | None, now: float) -> Verdict | None:
+        """Whether ``tp`` must be sought back (:attr:`Verdict.SEEK`, recorded) or the
+        process restarted: its log holds more than was delivered, and nothing arrived
+        for ``retry_after`` seconds and ``stall_batches`` fetches."""
+        expected = self._next.get(tp)
+        if expected is None or log_end is None or log_end <= expected:
+            return None
+        since = self._progress_at.setdefault(tp, now)
+        batch = self._progress_batch.setdefault(tp, self.batch)
+        if now - since < self.retry_after or self.batch - batch < self.stall_batches:
+            return None
+        return self._seek_back(tp, expected, self._seeks.get(tp), now)
+
+    def forget(self, tps: Any) -> None:
+        """Partitions revoked from this consumer."""
+        for tp in tps:
+            self._next.pop(tp, None)
+            self._seeks.pop(tp, None)
+            self._progress_at.pop(tp, None)
+            self._progress_batch.pop(tp, None)
+
+
+def _delivery(consumer: Any) -> InOrderDelivery:
+    delivery = getattr(consumer, "_cdp_in_order", None)
+    if delivery is None:
+        delivery = InOrderDelivery()
+        consumer._cdp_in_order = delivery
+    return cast(InOrderDelivery, delivery)
+
+
+async def _seek_in_consumer_thread(consumer: Any, tp: Any, offset: int) -> None:
+    """Seek in the aiokafka consumer's own event loop: serialised with its fetches."""
+    aiokafka_consumer = consumer._thread._ensure_consumer()
+
+    async def seek() -> None:
+        aiokafka_consumer.seek(tp, offset)
+
+    await consumer._thread.call_thread(seek)
+
+
+def _restart(tp: Any, expected: int) -> None:
+    log.error(
+        "%s[%d]: offset %d does not arrive after %s seeks; restarting to read it again"
+        " from the committed offset",
+        tp.topic,
+        tp.partition,
+        expected,
+        InOrderDelivery.max_tries,
+    )
+    logging.shutdown()
+    os._exit(RESTART_EXIT_CODE)
+
+
+async def _guarded(consumer: Any, tp: Any, offset: int, delivery: InOrderDelivery) -> bool:
+    """Whether the record at ``offset`` of the (non-changelog) ``tp`` goes to the agents."""
+    now = time.monotonic()
+    verdict = delivery.verdict(tp, offset, now)
+    if verdict is Verdict.DELIVER:
+        return True
+    if verdict is Verdict.DROP:
+        return False
+    expected = cast(int, delivery.expected(tp))
+    if verdict is Verdict.GAP:
+        log.info(
+            "%s[%d]: offsets %d..%d are not in the log (retention or compaction)",
+            tp.topic,
+            tp.partition,
+            expected,
+            offset - 1,
+        )
+        if consumer.app.topics.acks_enabled_for(tp.topic):
+            await consumer._add_gap(tp, expected, offset)
+        return True
+    if verdict is Verdict.RESTART:
+        _restart(tp, expected)
+    log.warning(
+        "%s[%d]: offset %d arrived before %d..%d; seeking back to %d",
+        tp.topic,
+        tp.partition,
+        offset,
+        expected,
+        offset - 1,
+        expected,
+    )
+    RESEEKS.labels(tp.topic, "skipped").inc()
+    await _seek_in_consumer_thread(consumer, tp, expected)
+    return False
+
+
+async def _watch_stalled(consumer: Any, delivery: InOrderDelivery) -> None:
+    """Seek back partitions whose records stopped arriving while their log holds more."""
+    if not consumer.flow_active:
+        return
+    now = time.monotonic()
+    for tp in list(consumer._get_active_partitions()):
+        if consumer._is_changelog_tp(tp):
+            continue
+        try:
+            log_end = consumer.highwater(tp)
+        except Exception:  # not fetched yet / revoked meanwhile
+            continue
+        verdict = delivery.stalled(tp, log_end, now)
+        if verdict is None:
+            continue
+        expected = cast(int, delivery.expected(tp))
+        if verdict is Verdict.RESTART:
+            _restart(tp, expected)
+        log.warning(
+            "%s[%d]: nothing delivered from offset %d for %.0f s while the log ends at %d;"
+            " seeking back",
+            tp.topic,
+            tp.partition,
+            expected,
+            delivery.retry_after,
+            log_end,
+        )
+        RESEEKS.labels(tp.topic, "stalled").inc()
+        await _seek_in_consumer_thread(consumer, tp, expected)
+
+
+async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - real stack
+    """Faust's fetch loop (faust-streaming 0.11), with :func:`_guarded` per record."""
+    callback = self.callback
+    getmany = self.getmany
+    consumer_should_stop = self._stopped.is_set
+    fetcher_should_stop = fetcher._stopped.is_set
+    get_read_offset = self._read_offset.__getitem__
+    set_read_offset = self._read_offset.__setitem__
+    is_changelog = self._is_changelog_tp
+    acks_enabled_for = self.app.topics.acks_enabled_for
+    commit_every = self._commit_every
+    delivery = _delivery(self)
+    from faust.transport.consumer import CONSUMER_FETCHING
+
+    yield_every = 100
+    num_since_yield = 0
+    watched_at = time.monotonic()
+    try:
+        while not (consumer_should_stop() or fetcher_should_stop()):
+            self.diag.set_flag(CONSUMER_FETCHING)
+            delivery.next_batch()
+            ait = getmany(timeout=1.0)
+            await self.sleep(0)
+            if not self.should_stop:
+                async for tp, message in ait:
+                    num_since_yield += 1
+                    if num_since_yield > yield_every:
+                        await asyncio.sleep(0)
+                        num_since_yield = 0
+                    offset = message.offset
+                    if is_changelog(tp):  # Faust's own logic: recovery seeks these itself
+                        r_offset = get_read_offset(tp)
+                        if r_offset is not None and offset < r_offset:
+                            continue
+                        gap = r_offset and offset - r_offset > 1
+                        if gap and acks_enabled_for(message.topic):
+                            await self._add_gap(tp, r_offset + 1, offset)
+                    elif not await _guarded(self, tp, offset, delivery):
+                        continue
+                    if commit_every is not None and self._n_acked >= commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                    set_read_offset(tp, offset)
+                    # A suspended flow may have cut the delivery short; the rebalance that
+                    # suspended it seeks the partition back to the committed offset anyway.
+                    if self.flow_active and not is_changelog(tp):
+                        delivery.delivered(tp, offset, time.monotonic())
+                self.diag.unset_flag(CONSUMER_FETCHING)
+            if time.monotonic() - watched_at >= 1.0:
+                watched_at = time.monotonic()
+                await _watch_stalled(self, delivery)
+    except self.consumer_stopped_errors:
+        if self.transport.app.should_stop:
+            self.log.info("Broker stopped consumer, shutting down...")
+            return
+        raise
+    except asyncio.CancelledError:
+        if self.transport.app.should_stop:
+            self.log.info("Consumer shutting down for user cancel.")
+            return
+        raise
+    except Exception as exc:
+        self.log.exception("Drain messages raised: %r", exc)
+        raise
+    finally:
+        self.diag.unset_flag(CONSUMER_FETCHING)
+
+
+def install() -> None:
+    """Patch Faust's consumer class (idempotent): in-order delivery for agent inputs."""
+    from faust.transport.consumer import Consumer
+
+    if getattr(Consumer._drain_messages, "_cdp_patched", False):
+        return
+    original_seek = Consumer.seek
+    original_perform_seek = Consumer.perform_seek
+    original_revoked = Consumer.on_partitions_revoked
+
+    async def seek(self: Consumer, partition: Any, offset: int) -> None:
+        await original_seek(self, partition, offset)
+        if not self._is_changelog_tp(partition):
+            _delivery(self).reset(partition, offset, sought=True, now=time.monotonic())
+
+    async def perform_seek(self: Consumer) -> None:
+        await original_perform_seek(self)
+        delivery, now = _delivery(self), time.monotonic()
+        for tp in self.assignment():
+            if not self._is_changelog_tp(tp):
+                committed = self._committed_offset.get(tp) or 0
+                # aiokafka seeks only to a committed offset above 0; elsewhere the fetcher
+                # stays where it is, and the first record it brings is checked against 0.
+                delivery.reset(tp, committed, sought=committed > 0, now=now)
+
+    async def on_partitions_revoked(self: Consumer, revoked: Any) -> None:
+        _delivery(self).forget(revoked)
+        await original_revoked(self, revoked)
+
+    patches: dict[str, Callable[..., Any]] = {
+        "seek": seek,
+        "perform_seek": perform_seek,
+        "on_partitions_revoked": on_partitions_revoked,
+        "_drain_messages": _drain_messages,
+    }
+    for name, patch in patches.items():
+        patch._cdp_patched = True  # type: ignore[attr-defined]
+        setattr(Consumer, name, patch)

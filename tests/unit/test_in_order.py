@@ -1,0 +1,161 @@
+"""In-order delivery: whatever the fetcher does, the agents see every offset once, in order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cdp.in_order import InOrderDelivery, Verdict
+
+TP = "topic-0"
+
+
+def _delivery() -> InOrderDelivery:
+    d = InOrderDelivery(retry_after=10.0, max_tries=3, stall_batches=2)
+    d.next_batch()
+    return d
+
+
+def test_in_order_records_go_through_and_duplicates_are_dropped() -> None:
+    d = _delivery()
+    d.reset(TP, 5, sought=True, now=0)
+    for offset in (5, 6, 7):
+        assert d.verdict(TP, offset, 0) is Verdict.DELIVER
+        d.delivered(TP, offset, 0)
+    assert d.verdict(TP, 6, 0) is Verdict.DROP
+    assert d.expected(TP) == 8
+
+
+def test_a_skip_seeks_back_and_drops_what_follows_until_the_expected_record() -> None:
+    d = _delivery()
+    d.reset(TP, 0, sought=False, now=0)
+    d.delivered(TP, 0, 0)
+    assert d.verdict(TP, 40, 1) is Verdict.SEEK  # 1..39 were skipped
+    assert d.verdict(TP, 41, 1) is Verdict.DROP  # same batch: fetched before the seek
+    d.next_batch()
+    assert d.verdict(TP, 1, 2) is Verdict.DELIVER
+    d.delivered(TP, 1, 2)
+    assert d.verdict(TP, 2, 2) is Verdict.DELIVER
+
+
+def test_an_uncommitted_partition_is_checked_from_offset_zero() -> None:
+    d = _delivery()
+    d.reset(TP, 0, sought=False, now=0)  # the fetcher stayed at the end of the partition
+    assert d.verdict(TP, 900, 0) is Verdict.SEEK
+
+
+def test_after_a_completed_seek_a_hole_in_the_log_is_accepted() -> None:
+    d = _delivery()
+    d.reset(TP, 0, sought=False, now=0)
+    assert d.verdict(TP, 900, 0) is Verdict.SEEK
+    d.next_batch()
+    # Retention deleted 0..499: the broker's first record after the seek is 500.
+    assert d.verdict(TP, 500, 1) is Verdict.GAP
+    d.delivered(TP, 500, 1)
+    assert d.verdict(TP, 501, 1) is Verdict.DELIVER
+
+
+def test_records_of_the_batch_that_raced_a_committed_seek_are_not_taken_for_a_hole() -> None:
+    d = _delivery()
+    d.reset(TP, 100, sought=True, now=0)
+    assert d.verdict(TP, 250, 0) is Verdict.DROP  # prefetched before the seek
+    d.next_batch()
+    assert d.verdict(TP, 100, 1) is Verdict.DELIVER
+
+
+def test_a_seek_that_never_brings_the_record_ends_in_a_restart() -> None:
+    d = _delivery()
+    d.reset(TP, 0, sought=False, now=0)
+    verdicts = []
+    for second in range(0, 60, 11):  # same batch each time: the seek never takes effect
+        verdicts.append(d.verdict(TP, 7, second))
+    assert verdicts[:3] == [Verdict.SEEK] * 3
+    assert verdicts[3] is Verdict.RESTART
+
+
+def test_a_partition_whose_records_stopped_arriving_is_sought_back() -> None:
+    d = _delivery()
+    d.reset(TP, 10, sought=True, now=0)
+    d.delivered(TP, 10, 0)
+    assert d.stalled(TP, 20, 30) is None  # no fetch since: could still be in flight
+    d.next_batch()
+    d.next_batch()
+    assert d.stalled(TP, 11, 30) is None  # nothing more in the log
+    assert d.stalled(TP, 20, 5) is None  # not long enough
+    assert d.stalled(TP, 20, 30) is Verdict.SEEK
+    assert d.stalled(TP, 20, 31) is None  # the seek counts as progress
+
+
+def test_revoked_partitions_are_forgotten() -> None:
+    d = _delivery()
+    d.reset(TP, 10, sought=True, now=0)
+    d.forget([TP])
+    assert d.expected(TP) is None
+    assert d.verdict(TP, 3, 0) is Verdict.DELIVER
+
+
+@dataclass
+class _Fetcher:
+    """A partition of ``size`` records read by a misbehaving fetcher.
+
+    What it may do, as Faust over aiokafka does: cut a batch short while its position
+    moved past it, deliver records prefetched earlier, sit anywhere at start-up. What it
+    does not do (aiokafka's guarantee): after a seek, the next fetch starts at the
+    sought offset, with nothing fetched before the seek.
+    """
+
+    size: int
+    position: int = 0
+    prefetched: list[int] = field(default_factory=list)
+    sought: bool = False
+
+    def seek(self, offset: int) -> None:
+        self.position, self.prefetched, self.sought = offset, [], True
+
+    def fetch(self, fault: str, n: int) -> list[int]:
+        if self.sought:
+            fault, self.sought = "ok", False
+        batch = list(range(self.position, min(self.position + n, self.size)))
+        self.position += len(batch)
+        if fault == "cut":  # a rebalance cuts the batch: the rest is lost, position kept
+            batch = batch[: len(batch) // 2]
+        elif fault == "stale":  # records prefetched before an earlier seek arrive now
+            batch = self.prefetched + batch
+        elif fault == "jump":  # the fetcher sits elsewhere (uncommitted, reset)
+            self.position = min(self.size, self.position + n)
+        self.prefetched = batch[-3:]
+        return batch
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(1, 300),
+    faults=st.lists(st.sampled_from(["ok", "ok", "cut", "stale", "jump"]), max_size=80),
+    n=st.integers(1, 40),
+)
+def test_every_offset_reaches_the_agents_once_in_order(size: int, faults: list[str], n: int) -> None:
+    d = InOrderDelivery(retry_after=3.0, max_tries=10_000, stall_batches=2)
+    fetcher = _Fetcher(size, position=size // 2)  # uncommitted: the fetcher sits mid-way
+    d.reset(TP, 0, sought=False, now=0)
+    seen: list[int] = []
+    now = 0.0
+    plan = faults + ["ok"] * (size * 4 + 200)
+    for fault in plan:
+        d.next_batch()
+        now += 1
+        for offset in fetcher.fetch(fault, n):
+            verdict = d.verdict(TP, offset, now)
+            assert verdict is not Verdict.RESTART
+            assert verdict is not Verdict.GAP  # the log has no holes
+            if verdict is Verdict.SEEK:
+                fetcher.seek(d.expected(TP) or 0)
+            elif verdict is Verdict.DELIVER:
+                seen.append(offset)
+                d.delivered(TP, offset, now)
+        if d.stalled(TP, size, now) is Verdict.SEEK:
+            fetcher.seek(d.expected(TP) or 0)
+        if len(seen) == size:
+            break
+    assert seen == list(range(size))
