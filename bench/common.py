@@ -126,11 +126,26 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``cdp worker`` runs the Faust process as its child)."""
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        todo += [int(child) for child in children]
+    return pids
+
+
 def peak_rss_kib(procs: Sequence[WorkerProcess], peak: int = 0) -> int:
-    """The largest RSS of the running ``procs`` or ``peak``, whichever is larger."""
+    """The largest RSS of one process of the running ``procs`` (each with its children)
+    or ``peak``, whichever is larger."""
     for proc in procs:
         if proc.proc is not None:
-            peak = max(peak, rss_kib(proc.proc.pid))
+            peak = max([peak, *(rss_kib(pid) for pid in process_tree(proc.proc.pid))])
     return peak
 
 

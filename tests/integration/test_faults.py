@@ -7,8 +7,9 @@ fresh namespace, injects its fault in the middle of the load and must end
 with the same canonical read-model dump (``ReadModelStore.dump``):
 
 * **Redis restarted empty** during load: the worker waits out the outage
-  (``cdp.serve.outage``) and goes on; an operator's ``cdp rebuild`` once the
-  worker caught up repairs what the wiped Redis lost;
+  (``cdp.serve.outage``) and goes on; an operator's ``cdp rebuild`` repairs what
+  the wiped Redis lost, run either right away while the worker is still busy or
+  once it caught up;
 * **Kafka broker restarted** during load: producers and the worker recover on
   their own, no manual step;
 * **poison messages** at a steady rate (one in 20 records is not a valid
@@ -181,8 +182,9 @@ def undisturbed(
     return run
 
 
+@pytest.mark.parametrize("rebuild_when", ["during load", "after catch-up"])
 def test_redis_restarted_empty_during_load(
-    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
+    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path, rebuild_when: str
 ) -> None:
     def restart_redis_empty(_settings: Settings) -> None:
         redis_service = fault_stack.service("redis")
@@ -191,17 +193,18 @@ def test_redis_restarted_empty_during_load(
         time.sleep(3)  # the worker meets the outage
         fault_stack.up(progress=print)
 
-    def rebuild_when_caught_up(settings: Settings, store: ReadModelStore) -> None:
-        _wait_until_stable(store, seconds=10)  # the worker caught up with the load
+    def operator_rebuild(settings: Settings, store: ReadModelStore) -> None:
+        if rebuild_when == "after catch-up":
+            _wait_until_stable(store, seconds=10)
         stats = rebuild(settings)  # the operator's repair
-        print(f"rebuilt {stats.profiles} profiles after the restart")
+        print(f"rebuilt {stats.profiles} profiles {rebuild_when}")
 
     run = _run(
         fault_stack,
         dataset,
         tmp_path,
         disturb=restart_redis_empty,
-        repair=rebuild_when_caught_up,
+        repair=operator_rebuild,
     )
     assert run.dump == undisturbed.dump
     log = (tmp_path / f"worker-{run.settings.namespace}.log").read_text(errors="replace")

@@ -135,7 +135,9 @@ class _Fetcher:
     faults=st.lists(st.sampled_from(["ok", "ok", "cut", "stale", "jump"]), max_size=80),
     n=st.integers(1, 40),
 )
-def test_every_offset_reaches_the_agents_once_in_order(size: int, faults: list[str], n: int) -> None:
+def test_every_offset_reaches_the_agents_once_in_order(
+    size: int, faults: list[str], n: int
+) -> None:
     d = InOrderDelivery(retry_after=3.0, max_tries=10_000, stall_batches=2)
     fetcher = _Fetcher(size, position=size // 2)  # uncommitted: the fetcher sits mid-way
     d.reset(TP, 0, sought=False, now=0)
