@@ -30,7 +30,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
@@ -271,8 +271,46 @@ async def _watch_stalled(consumer: Any, delivery: InOrderDelivery) -> None:
         await _seek_in_consumer_thread(consumer, tp, expected)
 
 
+async def deliver(consumer: Any, callback: Coroutine[Any, Any, Any]) -> None:
+    """Run Faust's per-record ``callback`` coroutine until the record is in its streams.
+
+    Faust awaits every record's delivery with ``wait_first(callback,
+    suspend_flow.wait())``, which starts four tasks per record (a fifth of a worker's
+    CPU). The callback almost never waits (it puts the event into stream buffers
+    that have room), so it is run here in place; only when it does wait (a full
+    buffer, flow control) does the rest of it go through ``wait_first`` as before, so
+    that a rebalance suspending the flow still cuts it short.
+    """
+    try:
+        waiting_on = callback.send(None)
+    except StopIteration:
+        return
+    await consumer.wait_first(_resume(callback, waiting_on), consumer.suspend_flow.wait())
+
+
+async def _resume(coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+    """Drive a coroutine that was started by hand and is waiting on ``waiting_on``, as a
+    task would: wait for the future (or yield once for a bare ``yield``), resume it."""
+    try:
+        while True:
+            if waiting_on is None:
+                await asyncio.sleep(0)
+            else:
+                await asyncio.wait([waiting_on])
+            try:
+                waiting_on = coroutine.send(None)
+            except StopIteration:
+                return
+    except asyncio.CancelledError:
+        if waiting_on is not None:
+            waiting_on.cancel()
+        coroutine.close()
+        raise
+
+
 async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover - real stack
-    """Faust's fetch loop (faust-streaming 0.11), with :func:`_guarded` per record."""
+    """Faust's fetch loop (faust-streaming 0.11), with :func:`_guarded` per record and
+    :func:`deliver` instead of Faust's ``wait_first`` per record."""
     callback = self.callback
     getmany = self.getmany
     consumer_should_stop = self._stopped.is_set
@@ -313,7 +351,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
-                    await self.wait_first(callback(message), self.suspend_flow.wait())
+                    await deliver(self, callback(message))
                     set_read_offset(tp, offset)
                     # A suspended flow may have cut the delivery short; the rebalance that
                     # suspended it seeks the partition back to the committed offset anyway.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdp.in_order import InOrderDelivery, Verdict
+from cdp.in_order import InOrderDelivery, Verdict, deliver
 
 TP = "topic-0"
 
@@ -161,3 +164,82 @@ def test_every_offset_reaches_the_agents_once_in_order(
         if len(seen) == size:
             break
     assert seen == list(range(size))
+
+
+class _Consumer:
+    """What :func:`cdp.in_order.deliver` uses of Faust's consumer: a mode service's
+    ``wait_first`` and the flow's suspend event."""
+
+    def __init__(self) -> None:
+        from mode import Service
+
+        self.service = Service()
+        self.suspend_flow = asyncio.Event()
+        self.waited = 0
+
+    async def wait_first(self, *coros: Any) -> Any:
+        self.waited += 1
+        return await self.service.wait_first(*coros)
+
+
+def test_a_callback_that_does_not_wait_runs_in_place() -> None:
+    async def scenario() -> tuple[list[str], int]:
+        consumer, seen = _Consumer(), []
+
+        async def callback() -> None:
+            seen.append("delivered")
+
+        await deliver(consumer, callback())
+        return seen, consumer.waited
+
+    assert asyncio.run(scenario()) == (["delivered"], 0)
+
+
+def test_a_callback_that_waits_is_resumed_with_what_it_waited_for() -> None:
+    async def scenario() -> tuple[list[Any], int]:
+        consumer, seen = _Consumer(), []
+        room: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def callback() -> None:
+            await asyncio.sleep(0)
+            seen.append(await room)
+
+        asyncio.get_running_loop().call_later(0.01, room.set_result, "room in the buffer")
+        await deliver(consumer, callback())
+        return seen, consumer.waited
+
+    assert asyncio.run(scenario()) == (["room in the buffer"], 1)
+
+
+def test_an_error_after_waiting_reaches_the_fetch_loop() -> None:
+    async def scenario() -> None:
+        failed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def callback() -> None:
+            await failed
+
+        asyncio.get_running_loop().call_later(0.01, failed.set_exception, KeyError("decode"))
+        await deliver(_Consumer(), callback())
+
+    with pytest.raises(KeyError):
+        asyncio.run(scenario())
+
+
+def test_a_suspended_flow_cuts_a_waiting_delivery_short() -> None:
+    async def scenario() -> list[str]:
+        consumer, seen = _Consumer(), []
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def callback() -> None:
+            try:
+                await never
+                seen.append("delivered")
+            finally:
+                seen.append("cleaned up")
+
+        asyncio.get_running_loop().call_later(0.01, consumer.suspend_flow.set)
+        await asyncio.wait_for(deliver(consumer, callback()), 5)
+        assert never.cancelled()
+        return seen
+
+    assert asyncio.run(scenario()) == ["cleaned up"]
