@@ -93,7 +93,6 @@ class InOrderDelivery:
     _seeks: dict[Hashable, _Seek] = field(default_factory=dict)
     _progress_at: dict[Hashable, float] = field(default_factory=dict)
     _progress_batch: dict[Hashable, int] = field(default_factory=dict)
-    _active: set[Hashable] = field(default_factory=set)
 
     def next_batch(self) -> None:
         """A new fetch starts: seeks completed before it are reflected in its records."""
@@ -165,13 +164,6 @@ class InOrderDelivery:
             return None
         return self._seek_back(tp, expected, self._seeks.get(tp), now)
 
-    def activated(self, active: set[Hashable], now: float) -> None:
-        """The partitions fetched now: one that was paused since the last call (Faust's
-        flow control, the identity back-pressure) starts its stall clock afresh."""
-        for tp in active - self._active:
-            self._progressed(tp, now)
-        self._active = set(active)
-
     def forget(self, tps: Any) -> None:
         """Partitions revoked from this consumer."""
         for tp in tps:
@@ -179,12 +171,6 @@ class InOrderDelivery:
             self._seeks.pop(tp, None)
             self._progress_at.pop(tp, None)
             self._progress_batch.pop(tp, None)
-
-
-def next_offset(consumer: Any, tp: Any) -> int | None:
-    """The next offset of ``tp`` the worker's agents will see (None: not known here)."""
-    delivery = getattr(consumer, "_cdp_in_order", None)
-    return None if delivery is None else cast(InOrderDelivery, delivery).expected(tp)
 
 
 def _delivery(consumer: Any) -> InOrderDelivery:
@@ -259,9 +245,7 @@ async def _watch_stalled(consumer: Any, delivery: InOrderDelivery) -> None:
     if not consumer.flow_active:
         return
     now = time.monotonic()
-    active = set(consumer._get_active_partitions())
-    delivery.activated(active, now)
-    for tp in active:
+    for tp in list(consumer._get_active_partitions()):
         if consumer._is_changelog_tp(tp):
             continue
         try:

@@ -49,22 +49,6 @@ class Outputs:
                 "client.id": f"{settings.namespace}-worker-outputs",
             }
         )
-        self._ends: dict[str, int] = {}
-
-    def watch(self, topic: str) -> None:
-        """Keep the next offset after the latest record of ``topic`` (one partition) that
-        this process wrote and the broker acknowledged: :meth:`end`."""
-        self._ends.setdefault(topic, 0)
-
-    def end(self, topic: str) -> int | None:
-        """The watched ``topic``'s offset after the latest acknowledged record of this
-        process (None: not watched, or nothing written yet)."""
-        return self._ends.get(topic) or None
-
-    def delivered_at(self, topic: str, offset: int) -> None:
-        """Note an acknowledged record (delivery reports call it)."""
-        if topic in self._ends and offset >= self._ends[topic]:
-            self._ends[topic] = offset + 1
 
     def batch(self) -> OutputBatch:
         """A new group of records whose delivery can be awaited together."""
@@ -127,17 +111,14 @@ class OutputBatch:
 
     def _on_delivery(self, err: KafkaError | None, msg: Any) -> None:
         self.pending -= 1
-        if err is None:
-            if self._outputs._ends:
-                self._outputs.delivered_at(msg.topic(), msg.offset())
-            return
-        log.critical(
-            "output to %s refused by the broker (%s); exiting to restart from committed input",
-            msg.topic(),
-            err.str(),
-        )
-        logging.shutdown()
-        os._exit(EXIT_OUTPUT_FAILED)
+        if err is not None:
+            log.critical(
+                "output to %s refused by the broker (%s); exiting to restart from committed input",
+                msg.topic(),
+                err.str(),
+            )
+            logging.shutdown()
+            os._exit(EXIT_OUTPUT_FAILED)
 
     async def delivered(self) -> None:
         """Wait until the broker acknowledged every record of this batch."""

@@ -99,12 +99,6 @@ class Settings(BaseSettings):
         default=None,
         description="Collector write keys, hashed (YAML); unset: the dev-only demo file.",
     )
-    identity_max_lag: int = Field(
-        default=20_000,
-        ge=0,
-        description="Observations the identity stage may lag behind ingest in a worker before"
-        " that worker pauses its channel partitions (0: never pause).",
-    )
     collector_ack_timeout: float = Field(
         default=10.0,
         gt=0,

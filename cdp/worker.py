@@ -18,7 +18,6 @@ from cdp import in_order
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.registry import registry_from_settings
 from cdp.errors import ConfigError
-from cdp.identity.backpressure import register_backpressure
 from cdp.identity.config import load_identity_config
 from cdp.identity.stage import register_identity
 from cdp.ingest.agent import register_ingest
@@ -68,7 +67,6 @@ def create_app(settings: Settings) -> faust.App:
     outputs = Outputs(settings)
     register_ingest(app, IngestStage(codec, topics, identity), topics, outputs)
     register_identity(app, topics, identity, store, outputs)
-    register_backpressure(app, topics, outputs, settings.identity_max_lag)
     register_facts(app, topics, codec, outputs)
     traits = load_trait_config(settings.trait_config)
     register_profiles(app, topics, traits, store, outputs, journey)
