@@ -339,7 +339,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         await asyncio.sleep(0)
                         num_since_yield = 0
                     offset = message.offset
-                    if is_changelog(tp):  # Faust's own logic: recovery seeks these itself
+                    changelog = is_changelog(tp)
+                    if changelog:  # Faust's own logic: recovery seeks these itself
                         r_offset = get_read_offset(tp)
                         if r_offset is not None and offset < r_offset:
                             continue
@@ -355,7 +356,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     set_read_offset(tp, offset)
                     # A suspended flow may have cut the delivery short; the rebalance that
                     # suspended it seeks the partition back to the committed offset anyway.
-                    if self.flow_active and not is_changelog(tp):
+                    if self.flow_active and not changelog:
                         delivery.delivered(tp, offset, time.monotonic())
                 self.diag.unset_flag(CONSUMER_FETCHING)
             if time.monotonic() - watched_at >= 1.0:
