@@ -49,8 +49,9 @@ def wait_converged(
         time.sleep(poll)
 
 
-RECOVERY_LINES = ("were skipped by the fetcher; restarting",)
-"""Error lines of a documented recovery (the worker restarts to re-read skipped records)."""
+RECOVERY_LINES = ("seeks; restarting to read it again from the committed offset",)
+"""Error lines of a documented recovery (``cdp.in_order``: after repeated seeks that do not
+bring a record, the worker restarts to read it again)."""
 
 
 def unexpected_errors(log: str) -> list[str]:
