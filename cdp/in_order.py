@@ -93,6 +93,8 @@ class InOrderDelivery:
     _seeks: dict[Hashable, _Seek] = field(default_factory=dict)
     _progress_at: dict[Hashable, float] = field(default_factory=dict)
     _progress_batch: dict[Hashable, int] = field(default_factory=dict)
+    changelog_at: float = field(default_factory=time.monotonic)
+    """When the fetch loop last delivered a table changelog record (recovery progress)."""
 
     def next_batch(self) -> None:
         """A new fetch starts: seeks completed before it are reflected in its records."""
@@ -164,6 +166,11 @@ class InOrderDelivery:
             return None
         return self._seek_back(tp, expected, self._seeks.get(tp), now)
 
+    def progress_age(self, tp: Hashable, now: float) -> float | None:
+        """Seconds since ``tp`` last delivered a record (or was positioned); None: unknown."""
+        since = self._progress_at.get(tp)
+        return None if since is None else now - since
+
     def forget(self, tps: Any) -> None:
         """Partitions revoked from this consumer."""
         for tp in tps:
@@ -191,15 +198,23 @@ async def _seek_in_consumer_thread(consumer: Any, tp: Any, offset: int) -> None:
     await consumer._thread.call_thread(seek)
 
 
+RESTART_LINE = "restarting to read it again from the committed offset"
+"""Ends every log line of a restart by this module (a documented recovery)."""
+
+
 def _restart(tp: Any, expected: int) -> None:
-    log.error(
-        "%s[%d]: offset %d does not arrive after %s seeks; restarting to read it again"
-        " from the committed offset",
+    _exit_for_restart(
+        "%s[%d]: offset %d does not arrive after %s seeks; %s",
         tp.topic,
         tp.partition,
         expected,
         InOrderDelivery.max_tries,
+        RESTART_LINE,
     )
+
+
+def _exit_for_restart(message: str, *args: Any) -> None:
+    log.error(message, *args)
     logging.shutdown()
     os._exit(RESTART_EXIT_CODE)
 
@@ -269,6 +284,108 @@ async def _watch_stalled(consumer: Any, delivery: InOrderDelivery) -> None:
         )
         RESEEKS.labels(tp.topic, "stalled").inc()
         await _seek_in_consumer_thread(consumer, tp, expected)
+
+
+class Blocked(Enum):
+    """What the blocked-input watchdog does on one tick."""
+
+    NOTHING = "nothing"
+    WARN = "warn"
+    """Log the worker's state (once per episode)."""
+    RESTART = "restart"
+    """Exit to be started again from the committed offsets."""
+
+
+@dataclass
+class BlockedInput:
+    """Decides about input that stopped moving where the fetch loop cannot see it.
+
+    The fetch loop seeks back partitions it fetches for that stopped delivering
+    (:meth:`InOrderDelivery.stalled`). Input can also stop where that check does not
+    run: a partition Faust paused or took out of its fetches (an agent's full buffer)
+    and never put back, a flow left suspended after a rebalance, or a fetch loop
+    stuck in a delivery. Given the longest time an input partition with records
+    waiting went without delivering, this says when to log the worker's state and
+    when to restart. A table recovery that is still reading its changelogs, or a stage
+    waiting for Redis to come back, is not restarted.
+    """
+
+    warn_after: float = 30.0
+    restart_after: float = 120.0
+    warned: bool = False
+
+    def check(self, idle: float, *, recovering: bool, waiting_on_redis: bool) -> Blocked:
+        """The action for a tick on which the longest-idle waiting partition is ``idle`` s."""
+        if idle < self.warn_after:
+            self.warned = False
+            return Blocked.NOTHING
+        if idle >= self.restart_after and not (recovering or waiting_on_redis):
+            return Blocked.RESTART
+        if self.warned:
+            return Blocked.NOTHING
+        self.warned = True
+        return Blocked.WARN
+
+
+def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float = 5.0) -> None:
+    """Run :class:`BlockedInput` on ``app`` every ``interval`` seconds (a Faust timer)."""
+    from cdp.diagnostics import snapshot
+    from cdp.serve.outage import waiting_on_redis
+
+    guard = guard or BlockedInput()
+
+    async def watch_blocked_input() -> None:
+        consumer = app.consumer
+        delivery = getattr(consumer, "_cdp_in_order", None)
+        if delivery is None:
+            return
+        now = time.monotonic()
+        idle: dict[Any, float] = {}
+        for tp in consumer.assignment():
+            if consumer._is_changelog_tp(tp):
+                continue
+            expected, age = delivery.expected(tp), delivery.progress_age(tp, now)
+            try:
+                log_end = consumer.highwater(tp)
+            except Exception:  # not fetched yet / revoked meanwhile
+                continue
+            if None not in (expected, age, log_end) and log_end > cast(int, expected):
+                idle[tp] = cast(float, age)
+        if not idle:
+            guard.check(0.0, recovering=False, waiting_on_redis=False)
+            return
+        tp, longest = max(idle.items(), key=lambda item: item[1])
+        recovering = bool(getattr(app, "in_recovery", False)) and (
+            now - delivery.changelog_at < guard.warn_after
+        )
+        action = guard.check(longest, recovering=recovering, waiting_on_redis=waiting_on_redis())
+        if action is Blocked.NOTHING:
+            return
+        state = snapshot(app)
+        if action is Blocked.WARN:
+            log.warning(
+                "%s[%d]: nothing delivered from offset %s for %.0f s while records wait;"
+                " worker state:\n%s",
+                tp.topic,
+                tp.partition,
+                delivery.expected(tp),
+                longest,
+                state,
+            )
+            return
+        RESEEKS.labels(tp.topic, "blocked").inc()
+        _exit_for_restart(
+            "%s[%d]: nothing delivered from offset %s for %.0f s while records wait; %s."
+            " Worker state:\n%s",
+            tp.topic,
+            tp.partition,
+            delivery.expected(tp),
+            longest,
+            RESTART_LINE,
+            state,
+        )
+
+    app.timer(interval, name="cdp.in_order.watch_blocked_input")(watch_blocked_input)
 
 
 async def deliver(consumer: Any, callback: Coroutine[Any, Any, Any]) -> None:
@@ -347,6 +464,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         gap = r_offset and offset - r_offset > 1
                         if gap and acks_enabled_for(message.topic):
                             await self._add_gap(tp, r_offset + 1, offset)
+                        delivery.changelog_at = time.monotonic()
                     elif not await _guarded(self, tp, offset, delivery):
                         continue
                     if commit_every is not None and self._n_acked >= commit_every:

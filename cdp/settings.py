@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cdp.errors import ConfigError
@@ -81,6 +81,18 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Interface of the worker's metrics endpoint."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    input_stall_warn_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds a worker's input partition may wait with records and deliver"
+        " nothing before the worker logs its state (cdp.in_order watchdog).",
+    )
+    input_stall_restart_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds of the same before the worker restarts to read again from the"
+        " committed offsets (not while a table recovery progresses or Redis is away).",
+    )
     api_host: str = Field(
         default="127.0.0.1", min_length=1, description="Interface the HTTP API listens on."
     )
@@ -105,6 +117,14 @@ class Settings(BaseSettings):
         le=300,
         description="Seconds a collector request waits for Kafka's acknowledgements (then 503).",
     )
+
+    @field_validator("input_stall_restart_s")
+    @classmethod
+    def _check_stall_restart(cls, value: float, info: ValidationInfo) -> float:
+        warn = info.data.get("input_stall_warn_s")
+        if warn is not None and value <= warn:
+            raise ValueError(f"must be greater than CDP_INPUT_STALL_WARN_S ({value} <= {warn})")
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -9,12 +9,13 @@ idempotent downstream instead of relying on Kafka transactions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
 import faust
 
-from cdp import in_order
+from cdp import diagnostics, in_order
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.registry import registry_from_settings
 from cdp.errors import ConfigError
@@ -72,6 +73,15 @@ def create_app(settings: Settings) -> faust.App:
     register_profiles(app, topics, traits, store, outputs, journey)
     register_handoff(app, settings, topics, outputs)
     register_processors(app, discover(settings), topics, codec, outputs)  # processors/ plugins
+    # input that stops where the fetch loop cannot see it: log the state, then restart
+    in_order.watch_blocked(
+        app, in_order.BlockedInput(settings.input_stall_warn_s, settings.input_stall_restart_s)
+    )
+
+    async def log_state_on_sigusr1() -> None:
+        diagnostics.log_on_signal(app, asyncio.get_running_loop())
+
+    app.task(log_state_on_sigusr1)
     return app
 
 

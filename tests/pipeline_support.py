@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cdp.in_order import RESTART_LINE
 from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.worker_process import WorkerProcess
 
@@ -49,9 +50,10 @@ def wait_converged(
         time.sleep(poll)
 
 
-RECOVERY_LINES = ("seeks; restarting to read it again from the committed offset",)
+RECOVERY_LINES = (RESTART_LINE,)
 """Error lines of a documented recovery (``cdp.in_order``: after repeated seeks that do not
-bring a record, the worker restarts to read it again)."""
+bring a record, or when input stopped moving for minutes, the worker restarts to read it
+again)."""
 
 
 def unexpected_errors(log: str) -> list[str]:

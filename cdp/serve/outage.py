@@ -26,6 +26,15 @@ from cdp.serve.writes import Write
 
 log = logging.getLogger(__name__)
 
+_waiting = 0
+"""How many :func:`apply_waiting` calls are retrying right now."""
+
+
+def waiting_on_redis() -> bool:
+    """Whether a stage of this process is holding writes until Redis answers again."""
+    return _waiting > 0
+
+
 FIRST_DELAY_S = 0.1
 MAX_DELAY_S = 5.0
 
@@ -37,27 +46,33 @@ async def apply_waiting(store: ReadModelStore, writes: Sequence[Write], stage: s
     """Apply ``writes``; while Redis is unreachable, log once and retry until it answers."""
     if not writes:
         return
+    global _waiting
     delay = FIRST_DELAY_S
     failing_since: float | None = None
-    while True:
-        try:
-            store.apply(writes)
-        except RETRIED_ERRORS as exc:
-            if failing_since is None:
-                failing_since = time.monotonic()
+    try:
+        while True:
+            try:
+                store.apply(writes)
+            except RETRIED_ERRORS as exc:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    _waiting += 1
+                    log.warning(
+                        "%s: Redis unavailable (%s); holding %d writes and retrying",
+                        stage,
+                        type(exc).__name__,
+                        len(writes),
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_DELAY_S)
+                continue
+            if failing_since is not None:
                 log.warning(
-                    "%s: Redis unavailable (%s); holding %d writes and retrying",
+                    "%s: Redis is back after %.1f s; writes applied",
                     stage,
-                    type(exc).__name__,
-                    len(writes),
+                    time.monotonic() - failing_since,
                 )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_DELAY_S)
-            continue
+            return
+    finally:
         if failing_since is not None:
-            log.warning(
-                "%s: Redis is back after %.1f s; writes applied",
-                stage,
-                time.monotonic() - failing_since,
-            )
-        return
+            _waiting -= 1

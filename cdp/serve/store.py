@@ -195,7 +195,9 @@ class ReadModelStore:
     ) -> ReadModelStore:
         """A store on ``settings.redis_url`` for ``settings.namespace`` that owns its client."""
         store = cls(
-            redis.Redis.from_url(settings.redis_url),
+            # a Redis that stops answering (not one that closes connections) must not
+            # hang a worker's event loop: the outage path retries on TimeoutError
+            redis.Redis.from_url(settings.redis_url, socket_timeout=30, socket_connect_timeout=5),
             settings.namespace,
             change_stream_maxlen=change_stream_maxlen,
             writes_per_call=writes_per_call,

@@ -13,7 +13,10 @@ with the same canonical read-model dump (``ReadModelStore.dump``):
 * **Kafka broker restarted** during load: producers and the worker recover on
   their own, no manual step;
 * **poison messages** at a steady rate (one in 20 records is not a valid
-  event): every one is dead-lettered with its reason, the rest is unaffected.
+  event): every one is dead-lettered with its reason, the rest is unaffected;
+* **input left paused** inside the worker (Faust stops fetching partitions and
+  never resumes them): the worker's watchdog logs its state, restarts the
+  process, and the restarted worker catches up.
 
 The worker SIGKILL case is in ``test_profiles_pipeline.py``.
 """
@@ -34,11 +37,12 @@ import pytest
 from confluent_kafka import Producer
 
 from cdp.deadletter import DeadLetter
+from cdp.in_order import RESTART_LINE
 from cdp.producer import EventProducer
 from cdp.samples import Dataset, generate
 from cdp.serve.rebuild import rebuild
 from cdp.serve.store import ReadModelStore
-from cdp.settings import Settings, load_settings
+from cdp.settings import PROJECT_ROOT, Settings, load_settings
 from cdp.stack import LocalStack
 from cdp.topic_reader import read_messages
 from cdp.topics import Topics, ensure_topics
@@ -94,6 +98,7 @@ def _run(
     disturb: Callable[[Settings], None] | None = None,
     repair: Callable[[Settings, ReadModelStore], None] | None = None,
     poison: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Run:
     """Send the dataset through a worker in a fresh namespace.
 
@@ -104,7 +109,8 @@ def _run(
     )
     ensure_topics(settings)
     worker = WorkerProcess(
-        settings_env(settings, CDP_LOG_LEVEL="warning"), logs / f"worker-{settings.namespace}.log"
+        settings_env(settings, CDP_LOG_LEVEL="warning", **(env or {})),
+        logs / f"worker-{settings.namespace}.log",
     ).start()
     started = time.monotonic()
     middle = len(dataset.events) // 2
@@ -242,3 +248,54 @@ def test_poison_messages_are_dead_lettered_and_the_rest_is_unaffected(
     run = _run(fault_stack, dataset, tmp_path, poison=True)
     assert run.dump == undisturbed.dump
     print(f"\nwith poison: {run.seconds:.1f}s, undisturbed {undisturbed.seconds:.1f}s")
+
+
+PAUSE_WEB_ONCE = '''
+"""Fault injection: the first event of a run pauses the web channel's partitions for good."""
+import gc
+import os
+from pathlib import Path
+
+import faust
+
+from cdp.processors import processor
+
+MARKER = Path(os.environ["CDP_TEST_PAUSE_MARKER"])
+
+
+@processor()
+def pause_web_once(event):
+    """Once per run: Faust stops fetching the web channel and never resumes it."""
+    if not MARKER.exists():
+        MARKER.touch()
+        app = next(o for o in gc.get_objects() if isinstance(o, faust.App))
+        consumer = app.consumer
+        consumer.pause_partitions(
+            {tp for tp in consumer.assignment() if tp.topic.endswith(".channel.web")}
+        )
+    return None
+'''
+
+
+def test_input_left_paused_is_restarted_and_caught_up(
+    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
+) -> None:
+    folder = tmp_path / "fault_processors"
+    folder.mkdir()
+    (folder / "pause_web_once.py").write_text(PAUSE_WEB_ONCE)
+    env = {
+        "CDP_PROCESSORS_PATH": f"{PROJECT_ROOT / 'processors'}:{folder}",
+        "CDP_TEST_PAUSE_MARKER": str(tmp_path / "paused"),
+        "CDP_INPUT_STALL_WARN_S": "5",
+        "CDP_INPUT_STALL_RESTART_S": "15",
+    }
+
+    def paused_already(_settings: Settings) -> None:  # the second half arrives while paused
+        assert (tmp_path / "paused").exists(), "the fault was not injected"
+
+    run = _run(fault_stack, dataset, tmp_path, disturb=paused_already, env=env)
+    assert run.dump == undisturbed.dump
+    log = (tmp_path / f"worker-{run.settings.namespace}.log").read_text(errors="replace")
+    assert ".channel.web[" in log and " paused next=" in log, "the state was not logged"
+    assert RESTART_LINE in log, "the worker was not restarted"
+    assert "Traceback" not in log

@@ -158,12 +158,6 @@ def test_rebuild_from_kafka_gives_an_identical_read_model(undisturbed: Run) -> N
         assert store.dump() == undisturbed.dump
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="open bug: after SIGKILL restarts the worker can stall with events undelivered"
-    " and no seek logged (2 of 4 CI rehearsals on 2026-11-24, 230-331 of 24,354 events);"
-    " see docs/operations.md. Runs every time; XPASS when it converges.",
-)
 def test_sigkill_and_restart_converge_to_the_same_state(
     stack_settings: Settings,
     dataset: Dataset,

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdp.in_order import InOrderDelivery, Verdict, deliver
+from cdp import in_order
+from cdp.in_order import Blocked, BlockedInput, InOrderDelivery, Verdict, deliver
 
 TP = "topic-0"
 
@@ -243,3 +244,91 @@ def test_a_suspended_flow_cuts_a_waiting_delivery_short() -> None:
         return seen
 
     assert asyncio.run(scenario()) == ["cleaned up"]
+
+
+# ------------------------------------------------- input that stops where the loop can't see
+
+
+def test_blocked_input_is_reported_once_then_restarted() -> None:
+    guard = BlockedInput(warn_after=60, restart_after=180)
+    calm = {"recovering": False, "waiting_on_redis": False}
+    assert guard.check(59, **calm) is Blocked.NOTHING
+    assert guard.check(60, **calm) is Blocked.WARN
+    assert guard.check(120, **calm) is Blocked.NOTHING  # reported already
+    assert guard.check(180, **calm) is Blocked.RESTART
+    assert guard.check(5, **calm) is Blocked.NOTHING  # moving again: a new episode
+    assert guard.check(61, **calm) is Blocked.WARN
+
+
+def test_a_recovery_in_progress_or_a_redis_outage_is_not_restarted() -> None:
+    guard = BlockedInput(warn_after=60, restart_after=180)
+    assert guard.check(200, recovering=True, waiting_on_redis=False) is Blocked.WARN
+    assert guard.check(400, recovering=True, waiting_on_redis=False) is Blocked.NOTHING
+    assert guard.check(400, recovering=False, waiting_on_redis=True) is Blocked.NOTHING
+    assert guard.check(400, recovering=False, waiting_on_redis=False) is Blocked.RESTART
+
+
+@dataclass(frozen=True, order=True)
+class _TP:
+    topic: str
+    partition: int
+
+
+class _FaustConsumer:
+    """What the watchdog and the state snapshot read of Faust's consumer."""
+
+    def __init__(self, ends: dict[_TP, int], delivery: InOrderDelivery) -> None:
+        self.ends = ends
+        self._cdp_in_order = delivery
+        self._active_partitions: set[_TP] = set()
+        self._paused_partitions = set(ends)
+        self._buffered_partitions: set[_TP] = set()
+        self._committed_offset = {tp: 0 for tp in ends}
+        self.flow_active = True
+
+    def assignment(self) -> set[_TP]:
+        return set(self.ends) | {_TP("app-table-changelog", 0)}
+
+    def _is_changelog_tp(self, tp: _TP) -> bool:
+        return tp.topic.endswith("-changelog")
+
+    def highwater(self, tp: _TP) -> int:
+        return self.ends[tp]
+
+
+class _App:
+    def __init__(self, consumer: _FaustConsumer) -> None:
+        self.consumer = self._consumer = consumer
+        self.in_recovery = False
+        self.agents: dict[str, Any] = {}
+        self.timers: list[Any] = []
+
+    def timer(self, interval: float, name: str) -> Any:
+        return self.timers.append
+
+
+def test_the_watchdog_restarts_a_worker_whose_paused_input_never_moves(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(in_order.time, "monotonic", lambda: clock[0])
+    exits: list[str] = []
+    monkeypatch.setattr(in_order, "_exit_for_restart", lambda msg, *args: exits.append(msg % args))
+    delivery = InOrderDelivery()
+    stuck, done = _TP("channel", 3), _TP("channel", 0)
+    delivery.reset(stuck, 228, sought=True, now=1000.0)
+    delivery.reset(done, 50, sought=True, now=1000.0)
+    app = _App(_FaustConsumer({stuck: 627, done: 50}, delivery))  # paused by Faust, never resumed
+    in_order.watch_blocked(app, BlockedInput(warn_after=60, restart_after=180))
+    (tick,) = app.timers
+
+    for clock[0] in (1030.0, 1061.0, 1100.0):
+        asyncio.run(tick())
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "channel[3]: nothing delivered from offset 228" in warnings[0]
+    assert "channel[3] paused next=228 log_end=627" in warnings[0]  # the state says why
+    assert exits == []
+
+    clock[0] = 1181.0
+    asyncio.run(tick())
+    assert len(exits) == 1 and in_order.RESTART_LINE in exits[0]
