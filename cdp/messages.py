@@ -7,18 +7,17 @@ consumer cannot drift apart.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-_dumps = json.JSONEncoder(separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode
+import orjson
 
 
 def dumps(value: Any) -> bytes:
-    """Canonical compact JSON bytes (sorted keys)."""
-    return _dumps(value).encode()
+    """Canonical compact JSON bytes (sorted keys, UTF-8)."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Observation:
     @classmethod
     def parse(cls, data: bytes) -> Observation:
         """Deserialise."""
-        return cls.from_json(json.loads(data))
+        return cls.from_json(orjson.loads(data))
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> Observation:
@@ -65,7 +64,7 @@ IdentityInput = Observation | ErasureRequest
 
 def parse_identity_input(data: bytes) -> IdentityInput:
     """Deserialise an ``identity.observations`` record: an observation or an erasure request."""
-    raw = json.loads(data)
+    raw = orjson.loads(data)
     if raw.get("op") == "erase":
         return ErasureRequest(tuple(raw["k"]), str(raw["a"]))
     return Observation.from_json(raw)
@@ -89,7 +88,7 @@ class Assignment:
     @classmethod
     def parse(cls, data: bytes) -> Assignment:
         """Deserialise."""
-        raw = json.loads(data)
+        raw = orjson.loads(data)
         return cls(raw["p"], int(raw["v"]))
 
 
@@ -152,7 +151,7 @@ FactsMessage = FactsAdded | MemberReleased | MembersSet | ProfileErased
 
 def parse_facts_message(data: bytes) -> FactsMessage:
     """Deserialise a ``profile.facts`` message."""
-    raw = json.loads(data)
+    raw = orjson.loads(data)
     op = raw["op"]
     if op == "add":
         return FactsAdded(raw["m"], raw["f"])

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Interface of the worker's metrics endpoint."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    worker_event_loop: Literal["uvloop", "asyncio"] = Field(
+        default="uvloop",
+        description="Event loop of the worker process: uvloop (faster) or the standard asyncio.",
+    )
     input_stall_warn_s: float = Field(
         default=30.0,
         gt=0,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 import faust
+import orjson
 
 from cdp.deadletter import DeadLetter, SourceRecord, headers_to_tuples
 from cdp.errors import EventError, ReasonCode
@@ -45,18 +45,13 @@ def put(table: Any, out: OutputBatch, partition: int, key: bytes, value: Any) ->
     acks the input, so committed input never runs ahead of the table.
     """
     table.data[key] = value
-    out.send(
-        table.changelog_topic.get_topic_name(), key, _json(value).encode(), partition=partition
-    )
+    out.send(table.changelog_topic.get_topic_name(), key, orjson.dumps(value), partition=partition)
 
 
 def delete(table: Any, out: OutputBatch, partition: int, key: bytes) -> None:
     """Remove ``table[key]`` and queue its changelog tombstone in ``out`` (see :func:`put`)."""
     table.data.pop(key, None)
     out.send(table.changelog_topic.get_topic_name(), key, None, partition=partition)
-
-
-_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def source_record(message: Any) -> SourceRecord:

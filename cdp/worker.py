@@ -105,6 +105,10 @@ def run_worker(settings: Settings) -> None:
     from cdp.topics import ensure_topics
 
     check_configs(settings)  # a bad file stops the worker before it touches anything
+    if settings.worker_event_loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     ensure_topics(settings)
     serve_metrics(settings.metrics_port, settings.metrics_host)
     app = create_app(settings)

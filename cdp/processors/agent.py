@@ -16,12 +16,12 @@ table, keyed ``<processor>|<identifier key>``.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
 
 import faust
+import orjson
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.events import decode_canonical
@@ -132,7 +132,7 @@ def _profile_agent(app: faust.App, processor: Processor, topics: Topics, outputs
                     continue  # the profile id is no longer current
                 started = time.perf_counter()
                 try:
-                    document = profile_from_json(json.loads(message.value)["doc"])
+                    document = profile_from_json(orjson.loads(message.value)["doc"])
                     emissions = on_profile(processor, document)
                 except Exception as exc:
                     dead_letter(out, topics.deadletter, reason, message, exc)

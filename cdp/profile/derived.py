@@ -17,9 +17,10 @@ ignore them).
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
+
+import orjson
 
 from cdp.errors import EventError, ReasonCode
 from cdp.profile.facts import Fact
@@ -61,7 +62,7 @@ def is_derived(fact: Fact) -> bool:
 def parse_derived_fact(value: bytes | None) -> Fact:
     """Parse a ``profile.computed`` record value; :class:`EventError` if it is no derived fact."""
     try:
-        fact = Fact.from_json(json.loads(value or b"null"))
+        fact = Fact.from_json(orjson.loads(value or b"null"))
     except ValueError as exc:  # JSONDecodeError is a ValueError; messages name fields only
         raise EventError(ReasonCode.VALIDATION_FAILED, f"profile.computed: {exc}") from None
     if not is_derived(fact) or not fact.source.startswith(SOURCE_PREFIX):

@@ -10,10 +10,10 @@ duplication or grouping in which the facts were collected.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.journey.definition import JourneyDefinition
@@ -104,9 +104,7 @@ def canonical_json(doc: ProfileDocument) -> bytes:
     Equal documents give equal bytes; used for the Redis value and for
     comparing profiles built in different ways.
     """
-    return json.dumps(
-        doc.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode("utf-8")
+    return orjson.dumps(doc.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
 
 
 def profile_from_json(data: bytes | str | Mapping[str, Any]) -> ProfileDocument:
