@@ -122,6 +122,7 @@ class EventProducer:
         self._failures: list[DeliveryFailure] = []
         self._fatal: str | None = None
         self._producer = Producer(conf)
+        self._closed = False
 
     # -- sending -------------------------------------------------------------------------
 
@@ -231,8 +232,21 @@ class EventProducer:
         return pending
 
     def close(self, timeout: float = 30.0) -> None:
-        """Flush; raise :class:`DeliveryError` if anything failed or is still queued."""
-        pending = self.flush(timeout)
+        """Flush, then release the client (its connections and threads).
+
+        Raises :class:`DeliveryError` if anything failed or is still queued after
+        ``timeout``; what is still queued then is dropped, not sent later.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            pending = self.flush(timeout)
+        finally:
+            # without this the client lives on until garbage-collected and, with the
+            # broker unreachable, keeps reconnecting (and logging) in the background
+            self._producer.purge()
+            self._producer.close()
         if pending:
             raise DeliveryError([], pending)
 

@@ -67,6 +67,8 @@ class FakeProducer:
         self.fail_with: FakeKafkaError | None = None
         self.buffer_full = 0
         self.stuck = 0
+        self.purged = 0
+        self.closed = False
         FakeProducer.instances.append(self)
 
     def produce(
@@ -91,6 +93,14 @@ class FakeProducer:
         for callback, topic in served:
             callback(self.fail_with, FakeMessage(topic, 1))
         return len(self.queue)
+
+    def purge(self) -> None:
+        self.purged += len(self.queue)
+        self.queue = []
+
+    def close(self) -> bool:
+        self.closed = True
+        return True
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -205,6 +215,18 @@ def test_context_manager_raises_on_undelivered(
     ):
         fake.instances[0].stuck = 1
         producer.send(example_events()[0])
+    # the client is released, and what could not be sent is dropped, not sent later
+    assert fake.instances[0].closed
+    assert fake.instances[0].purged == 1
+
+
+def test_close_releases_the_client_once(fake: type[FakeProducer], settings: Settings) -> None:
+    producer = EventProducer(settings, REGISTRY)
+    producer.send(example_events()[0])
+    producer.close()
+    producer.close()
+    assert fake.instances[0].closed and fake.instances[0].purged == 0
+    assert len(fake.instances[0].produced) == 1  # sent, not dropped
 
 
 def test_context_manager_does_not_mask_the_body_error(

@@ -201,6 +201,11 @@ def _fake_java(tmp_path: Path, stack: LocalStack, code: str) -> int:
         output=stack.kafka.out_file,
     )
     process.write_pid(stack.kafka.pid_file, pid)
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while str(stack.kafka.config_file).encode() not in cmdline.read_bytes():  # not exec'd yet
+        assert time.monotonic() < deadline, "the fake broker did not start"
+        time.sleep(0.01)
     return pid
 
 
