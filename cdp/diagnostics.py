@@ -43,6 +43,8 @@ def snapshot(app: Any) -> str:
     )
     delivery = getattr(consumer, "_cdp_in_order", None)
     now = time.monotonic()
+    if delivery is not None:
+        lines[0] += f" last_delivery={now - delivery.loop_at:.0f}s_ago"
     caught_up = 0
     for tp in sorted(consumer.assignment()):
         if consumer._is_changelog_tp(tp):

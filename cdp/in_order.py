@@ -95,6 +95,8 @@ class InOrderDelivery:
     _progress_batch: dict[Hashable, int] = field(default_factory=dict)
     changelog_at: float = field(default_factory=time.monotonic)
     """When the fetch loop last delivered a table changelog record (recovery progress)."""
+    loop_at: float = field(default_factory=time.monotonic)
+    """When the fetch loop last delivered any record."""
 
     def next_batch(self) -> None:
         """A new fetch starts: seeks completed before it are reflected in its records."""
@@ -306,7 +308,10 @@ class BlockedInput:
     and never put back, a flow left suspended after a rebalance, or a fetch loop
     stuck in a delivery. Given the longest time an input partition with records
     waiting went without delivering, this says when to log the worker's state and
-    when to restart. A table recovery that is still reading its changelogs, or a stage
+    when to restart. A partition Faust did not pause counts only while the fetch
+    loop delivers nothing at all: with a deep backlog one fetched batch can take
+    minutes to deliver, and a partition whose records in it are used up waits for
+    the next one. A table recovery that is still reading its changelogs, or a stage
     waiting for Redis to come back, is not restarted.
     """
 
@@ -340,6 +345,8 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
         if delivery is None:
             return
         now = time.monotonic()
+        loop_idle = now - delivery.loop_at
+        paused = consumer._paused_partitions
         idle: dict[Any, float] = {}
         for tp in consumer.assignment():
             if consumer._is_changelog_tp(tp):
@@ -350,7 +357,7 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
             except Exception:  # not fetched yet / revoked meanwhile
                 continue
             if None not in (expected, age, log_end) and log_end > cast(int, expected):
-                idle[tp] = cast(float, age)
+                idle[tp] = cast(float, age) if tp in paused else min(cast(float, age), loop_idle)
         if not idle:
             guard.check(0.0, recovering=False, waiting_on_redis=False)
             return
@@ -472,10 +479,11 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         await self.commit()
                     await deliver(self, callback(message))
                     set_read_offset(tp, offset)
+                    delivery.loop_at = now = time.monotonic()
                     # A suspended flow may have cut the delivery short; the rebalance that
                     # suspended it seeks the partition back to the committed offset anyway.
                     if self.flow_active and not changelog:
-                        delivery.delivered(tp, offset, time.monotonic())
+                        delivery.delivered(tp, offset, now)
                 self.diag.unset_flag(CONSUMER_FETCHING)
             if time.monotonic() - watched_at >= 1.0:
                 watched_at = time.monotonic()

@@ -332,3 +332,28 @@ def test_the_watchdog_restarts_a_worker_whose_paused_input_never_moves(
     clock[0] = 1181.0
     asyncio.run(tick())
     assert len(exits) == 1 and in_order.RESTART_LINE in exits[0]
+
+
+def test_an_active_partition_waits_without_a_restart_while_the_loop_delivers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deep backlog: one fetched batch takes minutes, partitions used up in it wait."""
+    clock = [1000.0]
+    monkeypatch.setattr(in_order.time, "monotonic", lambda: clock[0])
+    exits: list[str] = []
+    monkeypatch.setattr(in_order, "_exit_for_restart", lambda msg, *args: exits.append(msg % args))
+    delivery = InOrderDelivery()
+    waiting = _TP("identity.observations", 0)
+    delivery.reset(waiting, 100, sought=True, now=1000.0)
+    consumer = _FaustConsumer({waiting: 5000}, delivery)
+    consumer._paused_partitions, consumer._active_partitions = set(), {waiting}
+    app = _App(consumer)
+    in_order.watch_blocked(app, BlockedInput(warn_after=60, restart_after=180))
+    (tick,) = app.timers
+    for clock[0] in (1100.0, 1200.0, 1300.0):
+        delivery.loop_at = clock[0] - 1  # other partitions' records are being delivered
+        asyncio.run(tick())
+    assert exits == []
+    clock[0] = 1490.0  # the loop delivered nothing for 190 s
+    asyncio.run(tick())
+    assert len(exits) == 1 and "identity.observations[0]" in exits[0]
