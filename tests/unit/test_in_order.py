@@ -307,13 +307,28 @@ class _App:
         return self.timers.append
 
 
+@dataclass
+class _Watch:
+    """A patched clock (``clock[0]``) and the restarts the watchdog asked for."""
+
+    clock: list[float] = field(default_factory=lambda: [1000.0])
+    exits: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def watch(monkeypatch: pytest.MonkeyPatch) -> _Watch:
+    w = _Watch()
+    monkeypatch.setattr(in_order.time, "monotonic", lambda: w.clock[0])
+    monkeypatch.setattr(
+        in_order, "_exit_for_restart", lambda msg, *args: w.exits.append(msg % args)
+    )
+    return w
+
+
 def test_the_watchdog_restarts_a_worker_whose_paused_input_never_moves(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    watch: _Watch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    clock = [1000.0]
-    monkeypatch.setattr(in_order.time, "monotonic", lambda: clock[0])
-    exits: list[str] = []
-    monkeypatch.setattr(in_order, "_exit_for_restart", lambda msg, *args: exits.append(msg % args))
+    clock, exits = watch.clock, watch.exits
     delivery = InOrderDelivery()
     stuck, done = _TP("channel", 3), _TP("channel", 0)
     delivery.reset(stuck, 228, sought=True, now=1000.0)
@@ -335,13 +350,10 @@ def test_the_watchdog_restarts_a_worker_whose_paused_input_never_moves(
 
 
 def test_an_active_partition_waits_without_a_restart_while_the_loop_delivers(
-    monkeypatch: pytest.MonkeyPatch,
+    watch: _Watch,
 ) -> None:
     """A deep backlog: one fetched batch takes minutes, partitions used up in it wait."""
-    clock = [1000.0]
-    monkeypatch.setattr(in_order.time, "monotonic", lambda: clock[0])
-    exits: list[str] = []
-    monkeypatch.setattr(in_order, "_exit_for_restart", lambda msg, *args: exits.append(msg % args))
+    clock, exits = watch.clock, watch.exits
     delivery = InOrderDelivery()
     waiting = _TP("identity.observations", 0)
     delivery.reset(waiting, 100, sought=True, now=1000.0)
