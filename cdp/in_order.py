@@ -306,8 +306,10 @@ class BlockedInput:
     (:meth:`InOrderDelivery.stalled`). Input can also stop where that check does not
     run: a partition Faust paused or took out of its fetches (an agent's full buffer)
     and never put back, a flow left suspended after a rebalance, or a fetch loop
-    stuck in a delivery. Given the longest time an input partition with records
-    waiting went without delivering, this says when to log the worker's state and
+    stuck in a delivery, or an agent that stopped finishing what it was given (its
+    partitions' committed offsets stay behind what was delivered). Given the
+    longest time an input partition with records waiting went without delivering,
+    or with delivered records not committed, this says when to log the worker's state and
     when to restart. A partition Faust did not pause counts only while the fetch
     loop delivers nothing at all: with a deep backlog one fetched batch can take
     minutes to deliver, and a partition whose records in it are used up waits for
@@ -338,6 +340,17 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
     from cdp.serve.outage import waiting_on_redis
 
     guard = guard or BlockedInput()
+    commits: dict[Any, tuple[int, float]] = {}  # per partition: committed offset, seen since
+
+    def unfinished_for(tp: Any, expected: int | None, committed: int, now: float) -> float:
+        """Seconds that records delivered to the agents stayed uncommitted (0: none)."""
+        if expected is None or committed >= expected:
+            commits.pop(tp, None)
+            return 0.0
+        seen = commits.get(tp)
+        if seen is None or seen[0] != committed:
+            commits[tp] = seen = (committed, now)
+        return now - seen[1]
 
     async def watch_blocked_input() -> None:
         consumer = app.consumer
@@ -348,16 +361,30 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
         loop_idle = now - delivery.loop_at
         paused = consumer._paused_partitions
         idle: dict[Any, float] = {}
-        for tp in consumer.assignment():
+        why: dict[Any, str] = {}
+        assigned = consumer.assignment()
+        for tp in list(commits):
+            if tp not in assigned:
+                del commits[tp]
+        for tp in assigned:
             if consumer._is_changelog_tp(tp):
                 continue
             expected, age = delivery.expected(tp), delivery.progress_age(tp, now)
+            committed = consumer._committed_offset.get(tp) or 0
+            # delivered to an agent that never finishes them: the agent is stuck
+            unfinished = unfinished_for(tp, expected, committed, now)
+            if unfinished:
+                idle[tp] = unfinished
+                why[tp] = f"offsets {committed}..{cast(int, expected) - 1} not finished"
             try:
                 log_end = consumer.highwater(tp)
             except Exception:  # not fetched yet / revoked meanwhile
                 continue
             if None not in (expected, age, log_end) and log_end > cast(int, expected):
-                idle[tp] = cast(float, age) if tp in paused else min(cast(float, age), loop_idle)
+                waiting = cast(float, age) if tp in paused else min(cast(float, age), loop_idle)
+                if waiting > idle.get(tp, 0.0):
+                    idle[tp] = waiting
+                    why[tp] = f"nothing delivered from offset {expected} while records wait"
         if not idle:
             guard.check(0.0, recovering=False, waiting_on_redis=False)
             return
@@ -371,22 +398,20 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
         state = snapshot(app)
         if action is Blocked.WARN:
             log.warning(
-                "%s[%d]: nothing delivered from offset %s for %.0f s while records wait;"
-                " worker state:\n%s",
+                "%s[%d]: %s for %.0f s; worker state:\n%s",
                 tp.topic,
                 tp.partition,
-                delivery.expected(tp),
+                why[tp],
                 longest,
                 state,
             )
             return
         RESEEKS.labels(tp.topic, "blocked").inc()
         _exit_for_restart(
-            "%s[%d]: nothing delivered from offset %s for %.0f s while records wait; %s."
-            " Worker state:\n%s",
+            "%s[%d]: %s for %.0f s; %s. Worker state:\n%s",
             tp.topic,
             tp.partition,
-            delivery.expected(tp),
+            why[tp],
             longest,
             RESTART_LINE,
             state,

@@ -81,9 +81,10 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Interface of the worker's metrics endpoint."
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
-    worker_event_loop: Literal["uvloop", "asyncio"] = Field(
-        default="uvloop",
-        description="Event loop of the worker process: uvloop (faster) or the standard asyncio.",
+    worker_event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="Event loop of the worker process: the standard asyncio, or uvloop (about"
+        " 10 % faster in docs/benchmarks.md, not yet the default: see docs/operations.md).",
     )
     input_stall_warn_s: float = Field(
         default=30.0,

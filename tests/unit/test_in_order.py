@@ -334,6 +334,7 @@ def test_the_watchdog_restarts_a_worker_whose_paused_input_never_moves(
     delivery.reset(stuck, 228, sought=True, now=1000.0)
     delivery.reset(done, 50, sought=True, now=1000.0)
     app = _App(_FaustConsumer({stuck: 627, done: 50}, delivery))  # paused by Faust, never resumed
+    app.consumer._committed_offset = {stuck: 228, done: 50}
     in_order.watch_blocked(app, BlockedInput(warn_after=60, restart_after=180))
     (tick,) = app.timers
 
@@ -349,6 +350,28 @@ def test_the_watchdog_restarts_a_worker_whose_paused_input_never_moves(
     assert len(exits) == 1 and in_order.RESTART_LINE in exits[0]
 
 
+@dataclass
+class _Tick:
+    """One run of the watchdog timer on a fake consumer."""
+
+    timer: Any
+    consumer: _FaustConsumer
+
+    def __call__(self) -> Any:
+        return self.timer()
+
+
+def _watch_active(tp: _TP, delivery: InOrderDelivery, *, log_end: int, committed: int) -> _Tick:
+    """The watchdog (warn after 60 s, restart after 180 s) over one active partition."""
+    consumer = _FaustConsumer({tp: log_end}, delivery)
+    consumer._paused_partitions, consumer._active_partitions = set(), {tp}
+    consumer._committed_offset = {tp: committed}
+    app = _App(consumer)
+    in_order.watch_blocked(app, BlockedInput(warn_after=60, restart_after=180))
+    (timer,) = app.timers
+    return _Tick(timer, consumer)
+
+
 def test_an_active_partition_waits_without_a_restart_while_the_loop_delivers(
     watch: _Watch,
 ) -> None:
@@ -357,11 +380,7 @@ def test_an_active_partition_waits_without_a_restart_while_the_loop_delivers(
     delivery = InOrderDelivery()
     waiting = _TP("identity.observations", 0)
     delivery.reset(waiting, 100, sought=True, now=1000.0)
-    consumer = _FaustConsumer({waiting: 5000}, delivery)
-    consumer._paused_partitions, consumer._active_partitions = set(), {waiting}
-    app = _App(consumer)
-    in_order.watch_blocked(app, BlockedInput(warn_after=60, restart_after=180))
-    (tick,) = app.timers
+    tick = _watch_active(waiting, delivery, log_end=5000, committed=100)
     for clock[0] in (1100.0, 1200.0, 1300.0):
         delivery.loop_at = clock[0] - 1  # other partitions' records are being delivered
         asyncio.run(tick())
@@ -369,3 +388,21 @@ def test_an_active_partition_waits_without_a_restart_while_the_loop_delivers(
     clock[0] = 1490.0  # the loop delivered nothing for 190 s
     asyncio.run(tick())
     assert len(exits) == 1 and "identity.observations[0]" in exits[0]
+
+
+def test_an_agent_that_stops_finishing_its_records_is_restarted(watch: _Watch) -> None:
+    """Every record was delivered, but the agent never finished (committed) the last ones."""
+    clock, exits = watch.clock, watch.exits
+    delivery = InOrderDelivery()
+    tp = _TP("events.canonical", 2)
+    delivery.reset(tp, 0, sought=False, now=1000.0)
+    delivery.delivered(tp, 999, 1000.0)  # offsets up to 999 went to the agent; the log ends there
+    tick = _watch_active(tp, delivery, log_end=1000, committed=600)
+    for clock[0], committed in ((1000.0, 600), (1100.0, 900), (1200.0, 997), (1300.0, 997)):
+        tick.consumer._committed_offset[tp] = committed
+        delivery.loop_at = clock[0]  # the fetch loop is busy with other partitions
+        asyncio.run(tick())
+    assert exits == []  # commits moved until 1200 s
+    clock[0] = 1381.0
+    asyncio.run(tick())
+    assert len(exits) == 1 and "offsets 997..999 not finished" in exits[0]
