@@ -19,6 +19,8 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
+from cdp.in_order import log_end
+
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,7 @@ def snapshot(app: Any) -> str:
     consumer = getattr(app, "_consumer", None)
     if consumer is None:
         return "consumer not started"
+    assigned = consumer.assignment()
     active = set(consumer._active_partitions or ())
     paused = set(consumer._paused_partitions)
     buffered = set(consumer._buffered_partitions)
@@ -38,7 +41,7 @@ def snapshot(app: Any) -> str:
         f"flow_active={consumer.flow_active} in_recovery={getattr(app, 'in_recovery', None)}"
         f" rebalancing={getattr(app, 'rebalancing', None)}"
         f" generation={getattr(app, 'consumer_generation_id', None)}"
-        f" assigned={len(consumer.assignment())} active={len(active)}"
+        f" assigned={len(assigned)} active={len(active)}"
         f" paused={len(paused)} buffered={len(buffered)}"
     )
     delivery = getattr(consumer, "_cdp_in_order", None)
@@ -46,23 +49,21 @@ def snapshot(app: Any) -> str:
     if delivery is not None:
         lines[0] += f" last_delivery={now - delivery.loop_at:.0f}s_ago"
     caught_up = 0
-    for tp in sorted(consumer.assignment()):
+    for tp in sorted(assigned):
         if consumer._is_changelog_tp(tp):
             continue
-        try:
-            log_end: int | str = consumer.highwater(tp)
-        except Exception:  # not fetched yet
-            log_end = "?"
+        end = log_end(consumer, tp)
         expected = delivery.expected(tp) if delivery is not None else None
         since = delivery.progress_age(tp, now) if delivery is not None else None
         state = "active" if tp in active else "paused" if tp in paused else "inactive"
         if tp in buffered:
             state += "+buffered"
-        if state == "active" and expected == log_end:
+        if state == "active" and expected == end:
             caught_up += 1
             continue
         lines.append(
-            f"  {tp.topic}[{tp.partition}] {state} next={expected} log_end={log_end}"
+            f"  {tp.topic}[{tp.partition}] {state} next={expected}"
+            f" log_end={'?' if end is None else end}"
             f" committed={consumer._committed_offset.get(tp)}"
             + (f" idle={since:.0f}s" if since is not None else "")
         )

@@ -221,6 +221,15 @@ def _exit_for_restart(message: str, *args: Any) -> None:
     os._exit(RESTART_EXIT_CODE)
 
 
+def log_end(consumer: Any, tp: Any) -> int | None:
+    """The end offset of ``tp`` as the consumer last fetched it (None: not fetched yet, or
+    revoked meanwhile)."""
+    try:
+        return cast(int | None, consumer.highwater(tp))
+    except Exception:
+        return None
+
+
 async def _guarded(consumer: Any, tp: Any, offset: int, delivery: InOrderDelivery) -> bool:
     """Whether the record at ``offset`` of the (non-changelog) ``tp`` goes to the agents."""
     now = time.monotonic()
@@ -265,11 +274,8 @@ async def _watch_stalled(consumer: Any, delivery: InOrderDelivery) -> None:
     for tp in list(consumer._get_active_partitions()):
         if consumer._is_changelog_tp(tp):
             continue
-        try:
-            log_end = consumer.highwater(tp)
-        except Exception:  # not fetched yet / revoked meanwhile
-            continue
-        verdict = delivery.stalled(tp, log_end, now)
+        end = log_end(consumer, tp)
+        verdict = delivery.stalled(tp, end, now)
         if verdict is None:
             continue
         expected = cast(int, delivery.expected(tp))
@@ -282,7 +288,7 @@ async def _watch_stalled(consumer: Any, delivery: InOrderDelivery) -> None:
             tp.partition,
             expected,
             delivery.retry_after,
-            log_end,
+            end,
         )
         RESEEKS.labels(tp.topic, "stalled").inc()
         await _seek_in_consumer_thread(consumer, tp, expected)
@@ -376,11 +382,8 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
             if unfinished:
                 idle[tp] = unfinished
                 why[tp] = f"offsets {committed}..{cast(int, expected) - 1} not finished"
-            try:
-                log_end = consumer.highwater(tp)
-            except Exception:  # not fetched yet / revoked meanwhile
-                continue
-            if None not in (expected, age, log_end) and log_end > cast(int, expected):
+            end = log_end(consumer, tp)
+            if None not in (expected, age, end) and cast(int, end) > cast(int, expected):
                 waiting = cast(float, age) if tp in paused else min(cast(float, age), loop_idle)
                 if waiting > idle.get(tp, 0.0):
                     idle[tp] = waiting
@@ -496,7 +499,6 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                         gap = r_offset and offset - r_offset > 1
                         if gap and acks_enabled_for(message.topic):
                             await self._add_gap(tp, r_offset + 1, offset)
-                        delivery.changelog_at = time.monotonic()
                     elif not await _guarded(self, tp, offset, delivery):
                         continue
                     if commit_every is not None and self._n_acked >= commit_every:
@@ -505,6 +507,8 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     await deliver(self, callback(message))
                     set_read_offset(tp, offset)
                     delivery.loop_at = now = time.monotonic()
+                    if changelog:
+                        delivery.changelog_at = now  # table recovery progresses
                     # A suspended flow may have cut the delivery short; the rebalance that
                     # suspended it seeks the partition back to the committed offset anyway.
                     if self.flow_active and not changelog:

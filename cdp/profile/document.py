@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.journey.definition import JourneyDefinition
 from cdp.journey.engine import JourneyState, evaluate_journey
+from cdp.messages import dumps
 from cdp.profile.computed import (
     ComputedTraits,
     ConsentDecision,
@@ -104,7 +104,7 @@ def canonical_json(doc: ProfileDocument) -> bytes:
     Equal documents give equal bytes; used for the Redis value and for
     comparing profiles built in different ways.
     """
-    return orjson.dumps(doc.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return dumps(doc.model_dump(mode="json"))
 
 
 def profile_from_json(data: bytes | str | Mapping[str, Any]) -> ProfileDocument:
