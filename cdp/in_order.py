@@ -240,7 +240,7 @@ async def _guarded(consumer: Any, tp: Any, offset: int, delivery: InOrderDeliver
         return False
     expected = cast(int, delivery.expected(tp))
     if verdict is Verdict.GAP:
-        log.info(
+        log.warning(
             "%s[%d]: offsets %d..%d are not in the log (retention or compaction)",
             tp.topic,
             tp.partition,

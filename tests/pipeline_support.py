@@ -7,7 +7,9 @@ from typing import Any
 
 from cdp.in_order import RESTART_LINE
 from cdp.serve.store import ReadModelStore, events_in_profiles
+from cdp.settings import Settings
 from cdp.worker_process import WorkerProcess
+from tests.forensics import explain_shortfall
 
 
 def wait_converged(
@@ -19,13 +21,16 @@ def wait_converged(
     stall: float = 240.0,
     ceiling: float = 1800.0,
     poll: float = 0.5,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Wait until exactly ``events`` events are in profiles and the dump stayed unchanged.
 
     Returns the final canonical dump. Fails when the worker dies, when the read
     model made no progress for ``stall`` seconds or after ``ceiling`` seconds;
     the message shows the progress seen (seconds, events in profiles) and the
-    worker's log tail.
+    worker's log tail; with ``settings`` (a run whose events all reach profiles, no
+    erasure) a run that ends short also says where the missing events were lost
+    (:func:`tests.forensics.explain_shortfall`).
     """
     started = time.monotonic()
     progress: list[tuple[int, int]] = []
@@ -43,9 +48,13 @@ def wait_converged(
         elif done == events and now - last_change >= stable_for:
             return current
         if now - last_change > stall or now - started > ceiling:
+            report = ""
+            if settings is not None and done < events:
+                report = explain_shortfall(settings) + "\n"
             raise AssertionError(
                 f"no convergence: {done} of {events} events in profiles after"
-                f" {now - started:.0f}s; progress (s, events) {progress[-20:]}\n{worker.log_tail()}"
+                f" {now - started:.0f}s; progress (s, events) {progress[-20:]}\n{report}"
+                f"{worker.log_tail()}"
             )
         time.sleep(poll)
 

@@ -132,7 +132,9 @@ def _run(
         with ReadModelStore.from_settings(settings) as store:
             if repair is not None:
                 repair(settings, store)
-            dump = wait_converged(store, dataset.distinct_events, worker, stall=180, ceiling=900)
+            dump = wait_converged(
+                store, dataset.distinct_events, worker, stall=180, ceiling=900, settings=settings
+            )
         if poison:
             _check_dead_letters(settings, poisoned)
         return Run(settings, dump, time.monotonic() - started)

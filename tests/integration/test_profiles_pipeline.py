@@ -114,6 +114,7 @@ def _run(
                 worker,
                 stall=STALL_TIMEOUT,
                 ceiling=CONVERGE_TIMEOUT,
+                settings=settings,
             )
         yield Run(settings, final, time.monotonic() - started, done_kills)
     finally:
