@@ -205,7 +205,7 @@ RESTART_LINE = "restarting to read it again from the committed offset"
 
 
 def _restart(tp: Any, expected: int) -> None:
-    _exit_for_restart(
+    exit_for_restart(
         "%s[%d]: offset %d does not arrive after %s seeks; %s",
         tp.topic,
         tp.partition,
@@ -215,8 +215,11 @@ def _restart(tp: Any, expected: int) -> None:
     )
 
 
-def _exit_for_restart(message: str, *args: Any) -> None:
-    log.error(message, *args)
+def exit_for_restart(message: str, *args: Any, exc_info: bool = False) -> None:
+    """Log ``message`` and exit with :data:`RESTART_EXIT_CODE` at once (no cleanup that
+    could acknowledge or commit anything): ``cdp worker`` starts the process again, and
+    it reads on from the committed offsets."""
+    log.error(message, *args, exc_info=exc_info)
     logging.shutdown()
     os._exit(RESTART_EXIT_CODE)
 
@@ -410,7 +413,7 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
             )
             return
         RESEEKS.labels(tp.topic, "blocked").inc()
-        _exit_for_restart(
+        exit_for_restart(
             "%s[%d]: %s for %.0f s; %s. Worker state:\n%s",
             tp.topic,
             tp.partition,

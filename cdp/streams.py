@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
@@ -20,6 +21,30 @@ def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> Any
     return app.topic(
         *names, key_serializer="raw", value_serializer="raw", partitions=partitions, internal=False
     )
+
+
+def stage_agent(
+    app: faust.App, source: Any, name: str, body: Callable[[Any], Awaitable[None]]
+) -> Any:
+    """Register ``body`` as the agent ``name`` on ``source``: concurrency 1, crash-only.
+
+    Faust's ``take_events`` acknowledges a batch in its ``finally``, also when the
+    body raised while processing it, and Faust then restarts the crashed agent in
+    the same process: the failed batch's input would be committed unprocessed. Here
+    a body that raises logs the error with its traceback and ends the process at
+    once (exit code 75, before anything is acknowledged); ``cdp worker`` starts it
+    again, and it reads the batch again from the committed offsets.
+    """
+    from cdp.in_order import RESTART_LINE, exit_for_restart
+
+    async def crash_only(stream: Any) -> None:
+        try:
+            await body(stream)
+        except Exception:
+            exit_for_restart("stage %s failed; %s", name, RESTART_LINE, exc_info=True)
+
+    crash_only.__name__ = crash_only.__qualname__ = getattr(body, "__name__", name)
+    return app.agent(source, name=name, concurrency=1)(crash_only)
 
 
 def json_table(app: faust.App, name: str, *, partitions: int | None = None) -> Any:

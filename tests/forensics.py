@@ -136,11 +136,18 @@ def _why(trail: _Trail, event_id: str) -> tuple[str, str]:
     )
 
 
-def explain_shortfall(settings: Settings, limit: int = 10) -> str:
-    """A report on the events of the canonical topic that no profile in Redis counts."""
+def explain_shortfall(settings: Settings, events: int, limit: int = 10) -> str:
+    """A report on the events that no profile in Redis counts, ``events`` expected.
+
+    Events the ingest stage never wrote to the canonical topic show as a canonical
+    topic holding fewer than ``events`` distinct event ids.
+    """
     trail = _read(settings)
     missing = sorted(set(trail.canonical) - _counted(trail))
-    lines = [f"forensics: {len(missing)} of {len(trail.canonical)} canonical events not counted"]
+    lines = [
+        f"forensics: the canonical topic holds {len(trail.canonical)} distinct events of"
+        f" {events}; {len(missing)} of them are not counted in profiles"
+    ]
     kinds: Counter[str] = Counter()
     for event_id in missing:
         kind, reason = _why(trail, event_id)

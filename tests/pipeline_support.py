@@ -50,7 +50,7 @@ def wait_converged(
         if now - last_change > stall or now - started > ceiling:
             report = ""
             if settings is not None and done < events:
-                report = explain_shortfall(settings) + "\n"
+                report = explain_shortfall(settings, events) + "\n"
             raise AssertionError(
                 f"no convergence: {done} of {events} events in profiles after"
                 f" {now - started:.0f}s; progress (s, events) {progress[-20:]}\n{report}"

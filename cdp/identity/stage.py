@@ -44,7 +44,7 @@ from cdp.outputs import OutputBatch, Outputs
 from cdp.serve.outage import apply_waiting
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import AliasSet, IdentifierLink, IdentifierUnlink, Write
-from cdp.streams import delete, json_table, put, raw_topic
+from cdp.streams import delete, json_table, put, raw_topic, stage_agent
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -202,7 +202,7 @@ def register_identity(
             put(table, saved, 0, OFFSET_KEY.encode(), batch[-1].message.offset)
             await saved.delivered()
 
-    return app.agent(source, name=f"{topics.namespace}.identity", concurrency=1)(identity)
+    return stage_agent(app, source, f"{topics.namespace}.identity", identity)
 
 
 def _erasure_outputs(

@@ -17,7 +17,7 @@ import faust
 from cdp.ingest.stage import Accepted, IngestStage
 from cdp.metrics import count_ingest
 from cdp.outputs import Outputs
-from cdp.streams import raw_topic, send_dead_letter, source_record
+from cdp.streams import raw_topic, send_dead_letter, source_record, stage_agent
 from cdp.topics import Topics
 
 
@@ -49,4 +49,4 @@ def register_ingest(app: faust.App, stage: IngestStage, topics: Topics, outputs:
                     count_ingest(message.topic, result.reason.value)
             await out.delivered()  # before Faust acks the batch's input offsets
 
-    return app.agent(source, name=f"{topics.namespace}.ingest", concurrency=1)(ingest)
+    return stage_agent(app, source, f"{topics.namespace}.ingest", ingest)

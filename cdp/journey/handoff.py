@@ -32,7 +32,7 @@ import faust
 from cdp.messages import dumps
 from cdp.outputs import Outputs
 from cdp.settings import Settings
-from cdp.streams import raw_topic
+from cdp.streams import raw_topic, stage_agent
 from cdp.topic_reader import read_topic
 from cdp.topics import Topics
 
@@ -141,4 +141,4 @@ def register_handoff(app: faust.App, settings: Settings, topics: Topics, outputs
                     out.send(topics.handoffs, candidate.profile_id.encode(), candidate.to_bytes())
             await out.delivered()
 
-    return app.agent(source, name=f"{topics.namespace}.handoff", concurrency=1)(handoff)
+    return stage_agent(app, source, f"{topics.namespace}.handoff", handoff)

@@ -30,7 +30,7 @@ from cdp.outputs import OutputBatch, Outputs
 from cdp.processors.api import Input, Processor
 from cdp.processors.steps import Emission, on_event, on_profile
 from cdp.profile.document import profile_from_json
-from cdp.streams import dead_letter, delete, json_table, put, raw_topic
+from cdp.streams import dead_letter, delete, json_table, put, raw_topic, stage_agent
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -112,9 +112,7 @@ def _event_agent(
                     put(table, saved, partition, key, state)
             await saved.delivered()
 
-    return app.agent(source, name=f"{topics.namespace}.processor.{processor.name}", concurrency=1)(
-        run
-    )
+    return stage_agent(app, source, f"{topics.namespace}.processor.{processor.name}", run)
 
 
 def _profile_agent(app: faust.App, processor: Processor, topics: Topics, outputs: Outputs) -> Any:
@@ -142,6 +140,4 @@ def _profile_agent(app: faust.App, processor: Processor, topics: Topics, outputs
                 count_processor(processor.name, "processed", time.perf_counter() - started)
             await out.delivered()
 
-    return app.agent(source, name=f"{topics.namespace}.processor.{processor.name}", concurrency=1)(
-        run
-    )
+    return stage_agent(app, source, f"{topics.namespace}.processor.{processor.name}", run)

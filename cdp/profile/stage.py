@@ -48,7 +48,7 @@ from cdp.serve.journey import profile_upsert
 from cdp.serve.outage import apply_waiting
 from cdp.serve.store import ReadModelStore
 from cdp.serve.writes import ProfileDelete, ProfileUpsert
-from cdp.streams import dead_letter, delete, json_table, put, raw_topic
+from cdp.streams import dead_letter, delete, json_table, put, raw_topic, stage_agent
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Ou
             work.save(saved)
             await saved.delivered()
 
-    return app.agent(source, name=f"{topics.namespace}.facts", concurrency=1)(facts)
+    return stage_agent(app, source, f"{topics.namespace}.facts", facts)
 
 
 class FactsBatch:
@@ -296,7 +296,7 @@ def register_profiles(
                 put(table, saved, sources[key].message.partition, key, state)
             await saved.delivered()
 
-    return app.agent(source, name=f"{topics.namespace}.profiles", concurrency=1)(profiles)
+    return stage_agent(app, source, f"{topics.namespace}.profiles", profiles)
 
 
 @dataclass(frozen=True, slots=True)

@@ -319,9 +319,7 @@ class _Watch:
 def watch(monkeypatch: pytest.MonkeyPatch) -> _Watch:
     w = _Watch()
     monkeypatch.setattr(in_order.time, "monotonic", lambda: w.clock[0])
-    monkeypatch.setattr(
-        in_order, "_exit_for_restart", lambda msg, *args: w.exits.append(msg % args)
-    )
+    monkeypatch.setattr(in_order, "exit_for_restart", lambda msg, *args: w.exits.append(msg % args))
     return w
 
 
