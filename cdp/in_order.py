@@ -537,6 +537,51 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
         self.diag.unset_flag(CONSUMER_FETCHING)
 
 
+def next_commit(acked: list[int], committed: int | None) -> tuple[int | None, int]:
+    """The offset to commit after ``committed`` given the ``acked`` offsets, and how
+    many leading entries of ``acked`` (sorted, distinct) that settles.
+
+    Only an unbroken run of acknowledged offsets that starts exactly at the committed
+    offset (the next record to read; None: nothing committed yet, reading from 0)
+    moves the commit. Entries below it are stale (acknowledged again after a rebalance)
+    and are settled without moving anything. Faust's own rule lets the run start one
+    record later, and anywhere at all while nothing is committed, so an
+    acknowledgement that arrives out of order (an event left over from before a
+    rebalance) commits past a record no agent has finished: a crash then loses it.
+    """
+    base = committed or 0
+    stale = 0
+    while stale < len(acked) and acked[stale] < base:
+        stale += 1
+    expected = base
+    end = stale
+    while end < len(acked) and acked[end] == expected:
+        end += 1
+        expected += 1
+    return (expected if end > stale else None), end
+
+
+def _new_offset(self: Any, tp: Any) -> int | None:  # pragma: no cover - real stack
+    """Faust's ``Consumer._new_offset`` (faust-streaming 0.11) with :func:`next_commit`'s
+    rule: gaps (offsets the broker does not have) count as acknowledged, as in Faust."""
+    acked = self._acked[tp]
+    if not acked:
+        return None
+    gap_for_tp = self._gap[tp]
+    if gap_for_tp:
+        max_offset = max(acked)
+        candidates = sorted(gap_for_tp.overlap(0, max_offset), key=lambda x: x.begin)
+        if candidates:
+            filled = [o for entry in candidates for o in range(entry.begin, entry.end)]
+            acked.extend(filled)
+            gap_for_tp.chop(0, max(filled[-1], max_offset + 1))
+    acked[:] = sorted(set(acked))
+    offset, settled = next_commit(acked, self._committed_offset[tp])
+    self._acked_index[tp].difference_update(acked[:settled])
+    del acked[:settled]
+    return offset
+
+
 def install() -> None:
     """Patch Faust's consumer class (idempotent): in-order delivery for agent inputs."""
     from faust.transport.consumer import Consumer
@@ -571,6 +616,7 @@ def install() -> None:
         "perform_seek": perform_seek,
         "on_partitions_revoked": on_partitions_revoked,
         "_drain_messages": _drain_messages,
+        "_new_offset": _new_offset,
     }
     for name, patch in patches.items():
         patch._cdp_patched = True  # type: ignore[attr-defined]

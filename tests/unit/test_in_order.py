@@ -183,6 +183,44 @@ class _Consumer:
         return await self.service.wait_first(*coros)
 
 
+def test_the_commit_moves_only_over_a_run_that_starts_at_the_committed_offset() -> None:
+    assert in_order.next_commit([100, 101, 103], 100) == (102, 2)
+    assert in_order.next_commit([0, 1, 2], None) == (3, 3)
+
+
+def test_an_acknowledgement_one_past_the_committed_offset_does_not_move_the_commit() -> None:
+    """Faust's own rule commits 103 here, past record 100 that no agent finished."""
+    assert in_order.next_commit([101, 102], 100) == (None, 0)
+
+
+def test_with_nothing_committed_an_acknowledgement_out_of_order_does_not_move_the_commit() -> None:
+    """Faust's own rule commits 7 here while records 0..4 are still being processed."""
+    assert in_order.next_commit([5, 6], None) == (None, 0)
+
+
+def test_stale_acknowledgements_below_the_committed_offset_are_settled() -> None:
+    assert in_order.next_commit([90, 95, 100, 101], 100) == (102, 4)
+    assert in_order.next_commit([90, 95, 102], 100) == (None, 2)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    committed=st.integers(0, 20),
+    acked=st.sets(st.integers(0, 40), max_size=30),
+)
+def test_the_commit_never_passes_an_offset_that_was_not_acknowledged(
+    committed: int, acked: set[int]
+) -> None:
+    ordered = sorted(acked)
+    offset, settled = in_order.next_commit(ordered, committed)
+    if offset is not None:
+        assert set(range(committed, offset)) <= acked
+        assert offset not in acked
+    assert all(
+        o < committed or o in range(committed, offset or committed) for o in ordered[:settled]
+    )
+
+
 def test_a_callback_that_does_not_wait_runs_in_place() -> None:
     async def scenario() -> tuple[list[str], int]:
         consumer, seen = _Consumer(), []
