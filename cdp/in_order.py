@@ -582,12 +582,57 @@ def _new_offset(self: Any, tp: Any) -> int | None:  # pragma: no cover - real st
     return offset
 
 
+async def seek_to_committed(consumer: Any) -> None:
+    """Seek every assigned input partition to its committed offset (0 when nothing is
+    committed), in the consumer's own thread; the next record delivered is that one."""
+    delivery = _delivery(consumer)
+    for tp in list(consumer.assignment()):
+        if consumer._is_changelog_tp(tp):
+            continue
+        offset = consumer._committed_offset.get(tp) or 0
+        await _seek_in_consumer_thread(consumer, tp, offset)
+        delivery.reset(tp, offset, sought=True, now=time.monotonic())
+
+
+def seek_again_after_resuming(original: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap Faust's ``Recovery.on_recovery_completed``: seek once more when it is done.
+
+    After a rebalance Faust resumes the stream partitions, seeks them to the committed
+    offsets (a broker round trip), then calls ``flow_control.resume()``, which
+    *empties every agent's input queue*, and resumes the flow. But the flow is still
+    active from reading the changelogs, so the fetch loop goes on delivering stream
+    records into those queues after the seek. Whatever is still queued when they are
+    emptied counts as delivered and was never read again (a mid-run rebalance could
+    throw away thousands of records; with nothing committed yet, Faust then even
+    committed past them). Seeking to the committed offsets again after the queues were
+    emptied makes every record that no agent finished arrive again (records that were
+    processed meanwhile arrive twice, which the stages' idempotent effects absorb).
+    Stopping the flow before Faust's seek instead would cut deliveries short half-way
+    through their channels and leave their messages unacknowledged for good, which
+    hangs the next rebalance.
+    """
+
+    async def on_recovery_completed(self: Any, *args: Any, **kwargs: Any) -> None:
+        await original(self, *args, **kwargs)
+        consumer = self.app.consumer
+        if consumer.flow_active:  # not when Faust gave up for another rebalance
+            await seek_to_committed(consumer)
+
+    on_recovery_completed._cdp_patched = True  # type: ignore[attr-defined]
+    return on_recovery_completed
+
+
 def install() -> None:
-    """Patch Faust's consumer class (idempotent): in-order delivery for agent inputs."""
+    """Patch Faust's consumer class and table recovery (idempotent): in-order delivery
+    for agent inputs."""
+    from faust.tables.recovery import Recovery
     from faust.transport.consumer import Consumer
 
     if getattr(Consumer._drain_messages, "_cdp_patched", False):
         return
+    Recovery.on_recovery_completed = seek_again_after_resuming(  # type: ignore[method-assign]
+        Recovery.on_recovery_completed
+    )
     original_seek = Consumer.seek
     original_perform_seek = Consumer.perform_seek
     original_revoked = Consumer.on_partitions_revoked

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import given, settings
@@ -219,6 +219,74 @@ def test_the_commit_never_passes_an_offset_that_was_not_acknowledged(
     assert all(
         o < committed or o in range(committed, offset or committed) for o in ordered[:settled]
     )
+
+
+def test_after_recovery_the_partitions_are_sought_again_once_the_queues_were_emptied(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deliveries between Faust's seek and its emptying of the agents' queues were lost."""
+    calls: list[str] = []
+
+    class _Consumer:
+        flow_active = True
+
+    async def seek_to_committed(consumer: Any) -> None:
+        calls.append("seek to committed")
+
+    monkeypatch.setattr(in_order, "seek_to_committed", seek_to_committed)
+
+    class _Recovery:
+        app = type("App", (), {"consumer": _Consumer()})()
+
+    async def original(self: Any, generation_id: int = 0) -> None:
+        calls.append(f"seek, empty the queues and resume (generation {generation_id})")
+
+    wrapped = in_order.seek_again_after_resuming(original)
+    asyncio.run(wrapped(_Recovery(), 7))
+    assert calls == ["seek, empty the queues and resume (generation 7)", "seek to committed"]
+    calls.clear()
+    _Consumer.flow_active = False  # Faust returned early: another rebalance is under way
+    asyncio.run(wrapped(_Recovery(), 8))
+    assert calls == ["seek, empty the queues and resume (generation 8)"]
+
+
+def test_seek_to_committed_moves_every_input_partition_and_expects_that_offset() -> None:
+    seeks: list[tuple[str, int]] = []
+
+    class _Thread:
+        def _ensure_consumer(self) -> Any:
+            return type("K", (), {"seek": staticmethod(lambda tp, o: seeks.append((tp, o)))})()
+
+        async def call_thread(self, fn: Any) -> None:
+            await fn()
+
+    class _Consumer:
+        _thread = _Thread()
+        _committed_offset: ClassVar[dict[str, int]] = {"in-a": 40}
+
+        def assignment(self) -> set[str]:
+            return {"in-a", "in-b", "changelog"}
+
+        def _is_changelog_tp(self, tp: str) -> bool:
+            return tp == "changelog"
+
+    consumer = _Consumer()
+    asyncio.run(in_order.seek_to_committed(consumer))
+    assert sorted(seeks) == [("in-a", 40), ("in-b", 0)]
+    delivery = in_order._delivery(consumer)
+    assert (delivery.expected("in-a"), delivery.expected("in-b")) == (40, 0)
+    assert delivery.expected("changelog") is None
+
+
+def test_install_wraps_faust_recovery_once() -> None:
+    from faust.tables.recovery import Recovery
+
+    in_order.install()
+    in_order.install()
+    assert getattr(Recovery.on_recovery_completed, "_cdp_patched", False)
+    assert Recovery.on_recovery_completed.__closure__ is not None
+    inner = Recovery.on_recovery_completed.__closure__[0].cell_contents
+    assert not getattr(inner, "_cdp_patched", False)
 
 
 def test_a_callback_that_does_not_wait_runs_in_place() -> None:
