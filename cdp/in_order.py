@@ -21,7 +21,9 @@ records stop arriving while its log holds more (a batch cut short at the end of 
 input) is sought back by a watchdog.
 
 Faust's table changelogs keep Faust's own logic: table recovery seeks them behind the
-consumer's back. :func:`install` patches Faust's consumer class once per process.
+consumer's back. :func:`install` patches Faust's consumer class once per process;
+:func:`reads_again_what_resuming_clears` reads again what Faust throws away from the
+agents' queues when a rebalance ends.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Coroutine, Hashable
+from collections.abc import Callable, Coroutine, Hashable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
@@ -582,57 +584,177 @@ def _new_offset(self: Any, tp: Any) -> int | None:  # pragma: no cover - real st
     return offset
 
 
-async def seek_to_committed(consumer: Any) -> None:
-    """Seek every assigned input partition to its committed offset (0 when nothing is
-    committed), in the consumer's own thread; the next record delivered is that one."""
-    delivery = _delivery(consumer)
-    for tp in list(consumer.assignment()):
-        if consumer._is_changelog_tp(tp):
-            continue
-        offset = consumer._committed_offset.get(tp) or 0
-        await _seek_in_consumer_thread(consumer, tp, offset)
-        delivery.reset(tp, offset, sought=True, now=time.monotonic())
+_CHANNEL_PUTS = frozenset({"Channel.put", "Topic.put"})
 
 
-def seek_again_after_resuming(original: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap Faust's ``Recovery.on_recovery_completed``: seek once more when it is done.
+def cancel_cut_short_deliveries() -> int:
+    """Cancel Faust's tasks that still wait to put a record into a full agent queue;
+    how many. Only called once a rebalance suspended the flow (see :func:`wait_empty`)."""
+    cancelled = 0
+    for task in asyncio.all_tasks():
+        coroutine = task.get_coro()
+        if getattr(coroutine, "__qualname__", "") in _CHANNEL_PUTS and not task.done():
+            task.cancel()
+            cancelled += 1
+    return cancelled
 
-    After a rebalance Faust resumes the stream partitions, seeks them to the committed
-    offsets (a broker round trip), then calls ``flow_control.resume()``, which
-    *empties every agent's input queue*, and resumes the flow. But the flow is still
-    active from reading the changelogs, so the fetch loop goes on delivering stream
-    records into those queues after the seek. Whatever is still queued when they are
-    emptied counts as delivered and was never read again (a mid-run rebalance could
-    throw away thousands of records; with nothing committed yet, Faust then even
-    committed past them). Seeking to the committed offsets again after the queues were
-    emptied makes every record that no agent finished arrive again (records that were
-    processed meanwhile arrive twice, which the stages' idempotent effects absorb).
-    Stopping the flow before Faust's seek instead would cut deliveries short half-way
-    through their channels and leave their messages unacknowledged for good, which
-    hangs the next rebalance.
+
+@dataclass
+class StuckMessages:
+    """Decides when the messages a rebalance waits for will never be acknowledged.
+
+    Once the flow is suspended no agent gets new records (Faust's streams skip what
+    they take then, and its Cython stream iterator does not even acknowledge what it
+    skips), so what is still unacknowledged is either in a batch a stage is processing
+    or nobody's any more. The latter holds Faust's ``wait_empty`` forever. They are
+    given up when no stage has a batch in progress and the unacknowledged set has not
+    changed for ``settle`` seconds.
     """
 
-    async def on_recovery_completed(self: Any, *args: Any, **kwargs: Any) -> None:
-        await original(self, *args, **kwargs)
-        consumer = self.app.consumer
-        if consumer.flow_active:  # not when Faust gave up for another rebalance
-            await seek_to_committed(consumer)
+    settle: float = 2.0
+    _seen: frozenset[int] = frozenset()
+    _since: float = 0.0
 
-    on_recovery_completed._cdp_patched = True  # type: ignore[attr-defined]
-    return on_recovery_completed
+    def given_up(self, unacked: Iterable[Any], busy: frozenset[str], now: float) -> bool:
+        """Whether to stop waiting for ``unacked`` (checked every fraction of a second)."""
+        current = frozenset(id(message) for message in unacked)
+        if busy or current != self._seen:
+            self._seen, self._since = current, now
+            return False
+        return bool(current) and now - self._since >= self.settle
+
+
+def waits_for_cut_short_deliveries(
+    original: Callable[..., Any],
+    busy: Callable[[], frozenset[str]],
+    poll: float = 0.2,
+    settle: float = 2.0,
+) -> Callable[..., Any]:
+    """Wrap Faust's ``Consumer.wait_empty`` (a rebalance waits there until every message
+    handed to the agents is acknowledged) so that it cannot hang.
+
+    First the deliveries the rebalance cut short are cancelled: a record whose agent
+    queue was full goes into it through a task of Faust's own, which waits for room and,
+    while a rebalance suspends the flow, for the flow to resume, holding the message
+    that the rebalance waits for. Then the messages no stage will ever acknowledge
+    (:class:`StuckMessages`) are given up. With Faust alone a rebalance in the middle
+    of a load hung there until the blocked-input watchdog restarted the worker.
+    Nothing is lost: what is not acknowledged is not committed (:func:`next_commit`),
+    and the rebalance seeks every input partition to its committed offset. ``busy``
+    names the stages with a batch in progress; ``poll`` and ``settle`` are seconds.
+    """
+
+    async def wait_empty(self: Any) -> None:
+        if not self.flow_active:
+            cancelled = cancel_cut_short_deliveries()
+            if cancelled:
+                log.info("rebalance: cancelled %d deliveries waiting for a full queue", cancelled)
+            stuck = StuckMessages(settle)
+            while self._unacked_messages and not self.should_stop:
+                if stuck.given_up(self._unacked_messages, busy(), time.monotonic()):
+                    unacked = sorted(
+                        f"{m.tp.topic}[{m.tp.partition}]@{m.offset}" for m in self._unacked_messages
+                    )
+                    log.warning(
+                        "rebalance: %d messages no stage will acknowledge (%s); not waiting"
+                        " for them, they are read again from the committed offsets",
+                        len(unacked),
+                        ", ".join(unacked[:10]) + (" ..." if len(unacked) > 10 else ""),
+                    )
+                    self._unacked_messages.clear()
+                    break
+                await asyncio.sleep(poll)
+        await original(self)
+
+    wait_empty._cdp_patched = True  # type: ignore[attr-defined]
+    return wait_empty
+
+
+def queued_offsets(queues: Iterable[Any]) -> dict[Any, int]:
+    """The lowest offset per partition among the events waiting in Faust's agent
+    ``queues`` (items without a message are not records and are left out)."""
+    lowest: dict[Any, int] = {}
+    for queue in queues:
+        for item in list(getattr(queue, "_queue", ())):
+            message = getattr(item, "message", None)
+            if message is None:
+                continue
+            tp, offset = message.tp, message.offset
+            if offset < lowest.get(tp, offset + 1):
+                lowest[tp] = offset
+    return lowest
+
+
+def read_again(consumer: Any, lowest: dict[Any, int], now: float) -> list[tuple[Any, int]]:
+    """Expect the assigned input partitions of ``lowest`` at those offsets again (the
+    records there were thrown away unprocessed); which ones moved back.
+
+    The next record fetched is then later than expected, and :func:`_guarded` seeks
+    back (or the stall watchdog does, when nothing more is fetched).
+    """
+    delivery = _delivery(consumer)
+    assigned = consumer.assignment()
+    moved: list[tuple[Any, int]] = []
+    for tp, offset in lowest.items():
+        if tp not in assigned or consumer._is_changelog_tp(tp):
+            continue
+        expected = delivery.expected(tp)
+        if expected is not None and offset >= expected:
+            continue
+        delivery.reset(tp, offset, sought=False, now=now)
+        moved.append((tp, offset))
+    return moved
+
+
+def reads_again_what_resuming_clears(app: Any) -> None:
+    """Make ``app.flow_control.clear()`` read again the records it throws away when the
+    flow resumes after a rebalance.
+
+    At the end of a rebalance Faust seeks the stream partitions to the committed
+    offsets (a broker round trip), then ``flow_control.resume()`` *empties every
+    agent's input queue* and resumes the flow. But the flow is active from reading the
+    changelogs, so the fetch loop goes on delivering stream records into those queues
+    after the seek; whatever is still queued when they are emptied counted as
+    delivered and was never read again (a mid-run rebalance threw away thousands of
+    records, the few events CI runs lost with nothing logged). Only the records that
+    were thrown away are read again: nothing that an agent took arrives twice. The
+    clearing at the start of a rebalance (flow suspended) is left alone: that rebalance
+    seeks to the committed offsets anyway.
+    """
+    flow_control = app.flow_control
+    if getattr(flow_control, "_cdp_reads_again", False):
+        return
+    original = flow_control.clear
+
+    def clear() -> None:
+        resuming = flow_control.is_active()
+        lowest = queued_offsets(flow_control._queues) if resuming else {}
+        original()
+        if not lowest:
+            return
+        for tp, offset in read_again(app.consumer, lowest, time.monotonic()):
+            log.info(
+                "%s[%d]: records from offset %d were thrown away when the flow resumed;"
+                " reading them again",
+                tp.topic,
+                tp.partition,
+                offset,
+            )
+            RESEEKS.labels(tp.topic, "cleared").inc()
+
+    flow_control.clear = clear
+    flow_control._cdp_reads_again = True
 
 
 def install() -> None:
-    """Patch Faust's consumer class and table recovery (idempotent): in-order delivery
-    for agent inputs."""
-    from faust.tables.recovery import Recovery
+    """Patch Faust's consumer class (idempotent): in-order delivery for agent inputs.
+    Per app, :func:`reads_again_what_resuming_clears` completes it."""
     from faust.transport.consumer import Consumer
+
+    from cdp.streams import stages_busy
 
     if getattr(Consumer._drain_messages, "_cdp_patched", False):
         return
-    Recovery.on_recovery_completed = seek_again_after_resuming(  # type: ignore[method-assign]
-        Recovery.on_recovery_completed
-    )
     original_seek = Consumer.seek
     original_perform_seek = Consumer.perform_seek
     original_revoked = Consumer.on_partitions_revoked
@@ -662,6 +784,7 @@ def install() -> None:
         "on_partitions_revoked": on_partitions_revoked,
         "_drain_messages": _drain_messages,
         "_new_offset": _new_offset,
+        "wait_empty": waits_for_cut_short_deliveries(Consumer.wait_empty, stages_busy),
     }
     for name, patch in patches.items():
         patch._cdp_patched = True  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import faust
@@ -23,6 +23,36 @@ def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> Any
     )
 
 
+_busy: set[str] = set()
+
+
+def stages_busy() -> frozenset[str]:
+    """The stages that are processing a batch right now (between receiving it and asking
+    for the next one)."""
+    return frozenset(_busy)
+
+
+class BatchTrackingStream:
+    """The stream a stage body gets: Faust's stream, whose ``take_events`` batches are
+    recorded as in progress (:func:`stages_busy`) until the body asks for the next one."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self._stream = stream
+        self._name = name
+
+    async def take_events(self, max_: int, within: float) -> AsyncIterator[Sequence[Any]]:
+        """Faust's ``Stream.take_events``, tracked."""
+        async for batch in self._stream.take_events(max_, within):
+            _busy.add(self._name)
+            try:
+                yield batch
+            finally:
+                _busy.discard(self._name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
 def stage_agent(
     app: faust.App, source: Any, name: str, body: Callable[[Any], Awaitable[None]]
 ) -> Any:
@@ -33,13 +63,14 @@ def stage_agent(
     the same process: the failed batch's input would be committed unprocessed. Here
     a body that raises logs the error with its traceback and ends the process at
     once (exit code 75, before anything is acknowledged); ``cdp worker`` starts it
-    again, and it reads the batch again from the committed offsets.
+    again, and it reads the batch again from the committed offsets. The body's
+    batches are tracked (:class:`BatchTrackingStream`).
     """
     from cdp.in_order import RESTART_LINE, exit_for_restart
 
     async def crash_only(stream: Any) -> None:
         try:
-            await body(stream)
+            await body(BatchTrackingStream(stream, name))
         except Exception:
             exit_for_restart("stage %s failed; %s", name, RESTART_LINE, exc_info=True)
 

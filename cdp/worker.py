@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> faust.App:
         datadir=str(datadir),
         table_standby_replicas=0,
     )
+    in_order.reads_again_what_resuming_clears(app)  # nothing thrown away at a rebalance's end
     codec = AvroCodec(registry_from_settings(settings))
     identity = load_identity_config(settings.identity_config)
     journey = load_journey_or_default(settings.journey_config)

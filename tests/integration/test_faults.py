@@ -279,18 +279,102 @@ def pause_web_once(event):
 '''
 
 
+def _with_fault_processor(tmp_path: Path, name: str, source: str, **markers: str) -> dict[str, str]:
+    """The worker environment for a run with the processor module ``source`` (a fault
+    injection) next to the example processors; ``markers`` name files in ``tmp_path``."""
+    folder = tmp_path / "fault_processors"
+    folder.mkdir()
+    (folder / f"{name}.py").write_text(source)
+    env = {"CDP_PROCESSORS_PATH": f"{PROJECT_ROOT / 'processors'}:{folder}"}
+    env.update({setting: str(tmp_path / file) for setting, file in markers.items()})
+    return env
+
+
+SLOW_REBALANCE_ONCE = '''
+"""Fault injection: once per run, mid-load, a rebalance whose end runs late.
+
+The 1,000th event this processor sees makes the consumer rejoin its group (a rebalance
+while the fetch loop runs, with full agent queues); that rebalance then waits 2 s after
+its seek, as on a busy machine, before Faust empties the queues and resumes the flow.
+"""
+import asyncio
+import gc
+import logging
+import os
+from pathlib import Path
+
+import faust
+from faust.transport.consumer import Consumer
+
+from cdp.processors import processor
+
+MARKER = Path(os.environ["CDP_TEST_SLOW_MARKER"])
+log = logging.getLogger("fault")
+_seek = Consumer.perform_seek
+_state = {"rejoin": False, "seen": 0}
+
+
+async def _slow_perform_seek(self):
+    await _seek(self)
+    if _state["rejoin"] and self.flow_active and not MARKER.exists():  # recovery's seek
+        MARKER.touch()
+        before = dict(self._cdp_in_order._next)
+        await asyncio.sleep(2.0)
+        after = self._cdp_in_order._next
+        moved = sum(after.get(tp, 0) - before.get(tp, 0) for tp in after)
+        log.warning("fault: %d records delivered between the seek and the resume", moved)
+
+
+Consumer.perform_seek = _slow_perform_seek
+
+
+async def _rejoin(consumer):
+    aiokafka_consumer = consumer._thread._ensure_consumer()
+
+    async def request():
+        aiokafka_consumer._coordinator.request_rejoin()
+
+    await consumer._thread.call_thread(request)
+
+
+@processor()
+def slow_rebalance_once(event):
+    """Computes nothing; triggers the rebalance once."""
+    _state["seen"] += 1
+    if _state["seen"] == 1000 and not MARKER.exists():
+        _state["rejoin"] = True
+        app = next(o for o in gc.get_objects() if isinstance(o, faust.App))
+        asyncio.get_running_loop().create_task(_rejoin(app.consumer))
+    return None
+'''
+
+
+def test_a_rebalance_in_the_middle_of_a_load_loses_nothing_and_does_not_hang(
+    fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
+) -> None:
+    """Two Faust hazards of a rebalance under load: records delivered between its seek
+    and its emptying of the agents' queues were thrown away, and its wait for every
+    message handed to the agents to be acknowledged hung on messages no agent would
+    acknowledge any more, until the watchdog restarted the worker."""
+    env = _with_fault_processor(
+        tmp_path, "slow_rebalance_once", SLOW_REBALANCE_ONCE, CDP_TEST_SLOW_MARKER="slowed"
+    )
+    run = _run(fault_stack, dataset, tmp_path, env=env)
+    assert (tmp_path / "slowed").exists(), "the fault was not injected"
+    assert run.dump == undisturbed.dump
+    log = (tmp_path / f"worker-{run.settings.namespace}.log").read_text(errors="replace")
+    print("\n" + "\n".join(line for line in log.splitlines() if "fault:" in line))
+    assert RESTART_LINE not in log, "the worker had to be restarted"
+    assert "Traceback" not in log
+
+
 def test_input_left_paused_is_restarted_and_caught_up(
     fault_stack: LocalStack, dataset: Dataset, undisturbed: Run, tmp_path: Path
 ) -> None:
-    folder = tmp_path / "fault_processors"
-    folder.mkdir()
-    (folder / "pause_web_once.py").write_text(PAUSE_WEB_ONCE)
-    env = {
-        "CDP_PROCESSORS_PATH": f"{PROJECT_ROOT / 'processors'}:{folder}",
-        "CDP_TEST_PAUSE_MARKER": str(tmp_path / "paused"),
-        "CDP_INPUT_STALL_WARN_S": "5",
-        "CDP_INPUT_STALL_RESTART_S": "15",
-    }
+    env = _with_fault_processor(
+        tmp_path, "pause_web_once", PAUSE_WEB_ONCE, CDP_TEST_PAUSE_MARKER="paused"
+    )
+    env.update(CDP_INPUT_STALL_WARN_S="5", CDP_INPUT_STALL_RESTART_S="15")
 
     def paused_already(_settings: Settings) -> None:  # the second half arrives while paused
         assert (tmp_path / "paused").exists(), "the fault was not injected"

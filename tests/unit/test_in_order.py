@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -221,72 +221,88 @@ def test_the_commit_never_passes_an_offset_that_was_not_acknowledged(
     )
 
 
-def test_after_recovery_the_partitions_are_sought_again_once_the_queues_were_emptied(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Deliveries between Faust's seek and its emptying of the agents' queues were lost."""
-    calls: list[str] = []
-
-    class _Consumer:
-        flow_active = True
-
-    async def seek_to_committed(consumer: Any) -> None:
-        calls.append("seek to committed")
-
-    monkeypatch.setattr(in_order, "seek_to_committed", seek_to_committed)
-
-    class _Recovery:
-        app = type("App", (), {"consumer": _Consumer()})()
-
-    async def original(self: Any, generation_id: int = 0) -> None:
-        calls.append(f"seek, empty the queues and resume (generation {generation_id})")
-
-    wrapped = in_order.seek_again_after_resuming(original)
-    asyncio.run(wrapped(_Recovery(), 7))
-    assert calls == ["seek, empty the queues and resume (generation 7)", "seek to committed"]
-    calls.clear()
-    _Consumer.flow_active = False  # Faust returned early: another rebalance is under way
-    asyncio.run(wrapped(_Recovery(), 8))
-    assert calls == ["seek, empty the queues and resume (generation 8)"]
+@dataclass(frozen=True)
+class _Tp:
+    topic: str
+    partition: int = 0
 
 
-def test_seek_to_committed_moves_every_input_partition_and_expects_that_offset() -> None:
-    seeks: list[tuple[str, int]] = []
+@dataclass
+class _Message:
+    tp: _Tp
+    offset: int
 
-    class _Thread:
-        def _ensure_consumer(self) -> Any:
-            return type("K", (), {"seek": staticmethod(lambda tp, o: seeks.append((tp, o)))})()
 
-        async def call_thread(self, fn: Any) -> None:
-            await fn()
+@dataclass
+class _Event:
+    message: _Message
 
-    class _Consumer:
-        _thread = _Thread()
-        _committed_offset: ClassVar[dict[str, int]] = {"in-a": 40}
 
-        def assignment(self) -> set[str]:
-            return {"in-a", "in-b", "changelog"}
+IN_A, IN_B, CHANGELOG, REVOKED = _Tp("in-a"), _Tp("in-b"), _Tp("changelog"), _Tp("revoked")
 
-        def _is_changelog_tp(self, tp: str) -> bool:
-            return tp == "changelog"
 
-    consumer = _Consumer()
-    asyncio.run(in_order.seek_to_committed(consumer))
-    assert sorted(seeks) == [("in-a", 40), ("in-b", 0)]
+class _QueueConsumer:
+    """What :func:`in_order.read_again` uses of Faust's consumer."""
+
+    def assignment(self) -> set[_Tp]:
+        return {IN_A, IN_B, CHANGELOG}
+
+    def _is_changelog_tp(self, tp: _Tp) -> bool:
+        return tp == CHANGELOG
+
+
+def _app_with_queued(*offsets: tuple[_Tp, int]) -> tuple[Any, _QueueConsumer, Any]:
+    from mode.utils.queues import FlowControlEvent, FlowControlQueue
+
+    consumer = _QueueConsumer()
+    flow_control = FlowControlEvent()
+    queue: FlowControlQueue[Any] = FlowControlQueue(flow_control=flow_control, clear_on_resume=True)
+    for tp, offset in offsets:
+        queue.put_nowait(_Event(_Message(tp, offset)))
+    queue.put_nowait("not a record")
+    app = type("App", (), {"flow_control": flow_control, "consumer": consumer})()
     delivery = in_order._delivery(consumer)
-    assert (delivery.expected("in-a"), delivery.expected("in-b")) == (40, 0)
-    assert delivery.expected("changelog") is None
+    for tp in (IN_A, IN_B, CHANGELOG, REVOKED):
+        delivery.reset(tp, 50, sought=False, now=0)  # offsets below 50 were delivered
+    return app, consumer, queue
 
 
-def test_install_wraps_faust_recovery_once() -> None:
-    from faust.tables.recovery import Recovery
+def test_records_thrown_away_when_the_flow_resumes_are_read_again() -> None:
+    """Faust empties the agents' queues when a rebalance ends, while the fetch loop
+    already delivers records again: those records were lost."""
+    app, consumer, queue = _app_with_queued(
+        (IN_A, 47), (IN_A, 45), (IN_A, 49), (IN_B, 50), (CHANGELOG, 3), (REVOKED, 40)
+    )
+    in_order.reads_again_what_resuming_clears(app)
+    in_order.reads_again_what_resuming_clears(app)  # idempotent
+    app.flow_control.resume()
+    assert queue.empty()  # Faust's clearing still happens
+    delivery = in_order._delivery(consumer)
+    assert delivery.expected(IN_A) == 45  # read again from the lowest one thrown away
+    assert delivery.verdict(IN_A, 50, now=1) is Verdict.SEEK
+    assert delivery.expected(IN_B) == 50  # never delivered: nothing to read again
+    assert delivery.expected(CHANGELOG) == 50  # table recovery's business
+    assert delivery.expected(REVOKED) == 50  # not ours any more
 
-    in_order.install()
-    in_order.install()
-    assert getattr(Recovery.on_recovery_completed, "_cdp_patched", False)
-    assert Recovery.on_recovery_completed.__closure__ is not None
-    inner = Recovery.on_recovery_completed.__closure__[0].cell_contents
-    assert not getattr(inner, "_cdp_patched", False)
+
+def test_clearing_at_the_start_of_a_rebalance_is_left_to_its_seek() -> None:
+    app, consumer, queue = _app_with_queued((IN_A, 45))
+    in_order.reads_again_what_resuming_clears(app)
+    app.flow_control.resume()
+    app.flow_control.suspend()
+    queue.put_nowait(_Event(_Message(IN_A, 46)))
+    in_order._delivery(consumer).reset(IN_A, 50, sought=False, now=0)
+    app.flow_control.clear()  # Faust's on_partitions_revoked: flow suspended
+    assert queue.empty()
+    assert in_order._delivery(consumer).expected(IN_A) == 50
+
+
+def test_queued_offsets_names_the_lowest_offset_per_partition() -> None:
+    queues = [
+        type("Q", (), {"_queue": [_Event(_Message(IN_A, 9)), _Event(_Message(IN_B, 2))]})(),
+        type("Q", (), {"_queue": [_Event(_Message(IN_A, 4)), object()]})(),
+    ]
+    assert in_order.queued_offsets(queues) == {IN_A: 4, IN_B: 2}
 
 
 def test_a_callback_that_does_not_wait_runs_in_place() -> None:
@@ -510,3 +526,95 @@ def test_an_agent_that_stops_finishing_its_records_is_restarted(watch: _Watch) -
     clock[0] = 1381.0
     asyncio.run(tick())
     assert len(exits) == 1 and "offsets 997..999 not finished" in exits[0]
+
+
+class Channel:
+    """Stands in for Faust's channel: its ``put`` waits for room in a full queue."""
+
+    def __init__(self) -> None:
+        self.room = asyncio.Event()
+
+    async def put(self, value: object) -> None:
+        await self.room.wait()
+
+
+def test_a_rebalance_does_not_wait_for_deliveries_it_cut_short() -> None:
+    """A delivery waiting for room in a full agent queue held its message until the flow
+    resumed, and the rebalance waited for that message: the worker hung."""
+
+    async def scenario(flow_active: bool) -> tuple[bool, bool]:
+        channel = Channel()
+        put = asyncio.ensure_future(channel.put("record"))
+        await asyncio.sleep(0)
+
+        async def original(consumer: Any) -> None:  # Faust waits for unacked messages
+            await asyncio.wait([put])
+
+        consumer = type("Consumer", (), {"flow_active": flow_active, "_unacked_messages": set()})()
+        wait_empty = in_order.waits_for_cut_short_deliveries(original, frozenset)
+        try:
+            await asyncio.wait_for(wait_empty(consumer), timeout=0.5)
+            finished = True
+        except TimeoutError:
+            finished = False
+        cancelled = put.cancelled()
+        put.cancel()
+        return finished, cancelled
+
+    assert asyncio.run(scenario(flow_active=False)) == (True, True)
+    assert asyncio.run(scenario(flow_active=True)) == (False, False)  # not a rebalance
+
+
+def test_messages_no_stage_will_acknowledge_are_given_up_once_nothing_moves() -> None:
+    stuck = in_order.StuckMessages(settle=2.0)
+    a, b = object(), object()
+    assert not stuck.given_up([a, b], frozenset(), now=0.0)
+    assert not stuck.given_up([a, b], frozenset(), now=1.9)
+    assert not stuck.given_up([a], frozenset(), now=2.5)  # one was acknowledged: wait on
+    assert not stuck.given_up([a], frozenset({"profiles"}), now=5.0)  # a batch in progress
+    assert not stuck.given_up([a], frozenset(), now=6.9)
+    assert stuck.given_up([a], frozenset(), now=7.0)
+    assert not in_order.StuckMessages(settle=0).given_up([], frozenset(), now=9.0)
+
+
+def test_a_rebalance_gives_up_messages_nobody_acknowledges_but_waits_for_busy_stages() -> None:
+    @dataclass(frozen=True)
+    class _Msg:
+        tp: _Tp
+        offset: int
+
+    async def scenario(busy_for: float) -> tuple[float, set[Any], list[str]]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        consumer = type(
+            "Consumer",
+            (),
+            {"flow_active": False, "should_stop": False, "_unacked_messages": {_Msg(IN_A, 7)}},
+        )()
+        calls: list[str] = []
+
+        async def original(consumer: Any) -> None:
+            calls.append(f"faust waits for {len(consumer._unacked_messages)}")
+
+        def busy() -> frozenset[str]:
+            return frozenset({"profiles"}) if loop.time() - started < busy_for else frozenset()
+
+        wait_empty = in_order.waits_for_cut_short_deliveries(original, busy, 0.05, 0.3)
+        await asyncio.wait_for(wait_empty(consumer), timeout=5)
+        return loop.time() - started, consumer._unacked_messages, calls
+
+    waited, unacked, calls = asyncio.run(scenario(busy_for=0.0))
+    assert 0.3 <= waited < 1.0 and unacked == set() and calls == ["faust waits for 0"]
+    waited, _, _ = asyncio.run(scenario(busy_for=1.0))
+    assert waited >= 1.2  # not while a stage processes a batch (then it settles 0.3 s)
+
+
+def test_install_patches_faust_once() -> None:
+    from faust.transport.consumer import Consumer
+
+    in_order.install()
+    wait_empty = Consumer.wait_empty
+    in_order.install()
+    assert Consumer.wait_empty is wait_empty
+    assert getattr(wait_empty, "_cdp_patched", False)
+    assert getattr(Consumer._new_offset, "_cdp_patched", False)
