@@ -346,12 +346,38 @@ class BlockedInput:
 
 
 def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float = 5.0) -> None:
-    """Run :class:`BlockedInput` on ``app`` every ``interval`` seconds (a Faust timer)."""
+    """Run :class:`BlockedInput` on ``app`` every ``interval`` seconds (a Faust timer).
+
+    Before it comes to that, a partition whose delivered records stay unacknowledged
+    for ``guard.warn_after`` seconds while no stage has a batch in progress (a message
+    Faust lost track of in a rebalance) is read again from its committed offset, once
+    per committed offset; the restart stays the last resort.
+    """
     from cdp.diagnostics import snapshot
     from cdp.serve.outage import waiting_on_redis
+    from cdp.streams import stages_busy
 
     guard = guard or BlockedInput()
     commits: dict[Any, tuple[int, float]] = {}  # per partition: committed offset, seen since
+    reread_from: dict[Any, int] = {}  # per partition: the committed offset read again from
+
+    def read_unfinished_again(
+        delivery: InOrderDelivery, tp: Any, committed: int, expected: int, idle: float
+    ) -> None:
+        delivery.reset(tp, committed, sought=False, now=time.monotonic())
+        reread_from[tp] = committed
+        commits.pop(tp, None)
+        log.warning(
+            "%s[%d]: offsets %d..%d delivered but not acknowledged for %.0f s while no stage"
+            " has a batch in progress; reading them again from %d",
+            tp.topic,
+            tp.partition,
+            committed,
+            expected - 1,
+            idle,
+            committed,
+        )
+        RESEEKS.labels(tp.topic, "unfinished").inc()
 
     def unfinished_for(tp: Any, expected: int | None, committed: int, now: float) -> float:
         """Seconds that records delivered to the agents stayed uncommitted (0: none)."""
@@ -384,6 +410,15 @@ def watch_blocked(app: Any, guard: BlockedInput | None = None, interval: float =
             committed = consumer._committed_offset.get(tp) or 0
             # delivered to an agent that never finishes them: the agent is stuck
             unfinished = unfinished_for(tp, expected, committed, now)
+            if (
+                unfinished >= guard.warn_after
+                and reread_from.get(tp) != committed
+                and consumer.flow_active
+                and not getattr(app, "in_recovery", False)
+                and not stages_busy()
+            ):
+                read_unfinished_again(delivery, tp, committed, cast(int, expected), unfinished)
+                continue
             if unfinished:
                 idle[tp] = unfinished
                 why[tp] = f"offsets {committed}..{cast(int, expected) - 1} not finished"

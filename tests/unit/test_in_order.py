@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdp import in_order
+from cdp import in_order, streams
 from cdp.in_order import Blocked, BlockedInput, InOrderDelivery, Verdict, deliver
 
 TP = "topic-0"
@@ -510,8 +510,11 @@ def test_an_active_partition_waits_without_a_restart_while_the_loop_delivers(
     assert len(exits) == 1 and "identity.observations[0]" in exits[0]
 
 
-def test_an_agent_that_stops_finishing_its_records_is_restarted(watch: _Watch) -> None:
+def test_an_agent_that_stops_finishing_its_records_is_restarted(
+    watch: _Watch, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every record was delivered, but the agent never finished (committed) the last ones."""
+    monkeypatch.setattr(streams, "_busy", {"facts"})  # stuck inside its batch
     clock, exits = watch.clock, watch.exits
     delivery = InOrderDelivery()
     tp = _TP("events.canonical", 2)
@@ -526,6 +529,37 @@ def test_an_agent_that_stops_finishing_its_records_is_restarted(watch: _Watch) -
     clock[0] = 1381.0
     asyncio.run(tick())
     assert len(exits) == 1 and "offsets 997..999 not finished" in exits[0]
+
+
+def test_records_nobody_acknowledges_are_read_again_once_before_a_restart(
+    watch: _Watch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a rebalance a delivered record can stay unacknowledged with every stage idle:
+    it is read again from the committed offset; if that does not help, the worker restarts."""
+    clock, exits = watch.clock, watch.exits
+    delivery = InOrderDelivery()
+    tp = _TP("events.canonical", 3)
+    delivery.reset(tp, 66, sought=False, now=1000.0)
+    delivery.delivered(tp, 918, 1000.0)
+    tick = _watch_active(tp, delivery, log_end=919, committed=66)
+    for clock[0] in (1000.0, 1030.0):
+        delivery.loop_at = clock[0]
+        asyncio.run(tick())
+    assert delivery.expected(tp) == 919
+    clock[0] = delivery.loop_at = 1061.0
+    asyncio.run(tick())
+    assert delivery.expected(tp) == 66  # the fetch loop seeks back when it sees a later one
+    assert delivery.verdict(tp, 919, now=1062.0) is Verdict.SEEK
+    assert "offsets 66..918 delivered but not acknowledged for 61 s" in caplog.text
+    delivery.reset(tp, 66, sought=False, now=1070.0)
+    delivery.delivered(tp, 918, 1070.0)  # read again, and again nobody acknowledges 66
+    for clock[0] in (1070.0, 1140.0, 1200.0):
+        delivery.loop_at = clock[0]
+        asyncio.run(tick())
+    assert delivery.expected(tp) == 919 and exits == []  # read again once per offset only
+    clock[0] = delivery.loop_at = 1251.0
+    asyncio.run(tick())
+    assert len(exits) == 1 and "offsets 66..918 not finished" in exits[0]
 
 
 class Channel:
