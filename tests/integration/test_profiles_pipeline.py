@@ -159,13 +159,6 @@ def test_rebuild_from_kafka_gives_an_identical_read_model(undisturbed: Run) -> N
         assert store.dump() == undisturbed.dump
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="a rebalance in the middle of a load can hang in Faust's wait_empty until the"
-    " blocked-input watchdog restarts the worker (docs/operations.md); the losses after"
-    " delivery this test used to show are fixed (records thrown away at the end of a"
-    " rebalance, commits past unfinished records). Runs every time; XPASS when it converges.",
-)
 def test_sigkill_and_restart_converge_to_the_same_state(
     stack_settings: Settings,
     dataset: Dataset,
