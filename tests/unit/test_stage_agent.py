@@ -10,7 +10,7 @@ import pytest
 from faust.streams import Stream
 
 from cdp import in_order
-from cdp.streams import stage_agent
+from cdp.streams import stage_agent, stages_busy
 
 
 @pytest.fixture()
@@ -65,3 +65,19 @@ def test_a_failing_stage_exits_for_a_restart_before_acknowledging(
     agent = stage_agent(app, app.channel(), "t.failing", _failing)
     asyncio.run(_feed(agent, b"a", b"b"))
     assert exits == [(f"stage t.failing failed; {in_order.RESTART_LINE}", 0)]
+
+
+def test_a_stage_counts_as_busy_while_it_processes_a_batch_only() -> None:
+    """What a rebalance looks at before it gives up messages nobody acknowledges."""
+    seen: list[frozenset[str]] = []
+
+    async def body(stream: Any) -> None:
+        async for _batch in stream.take_events(10, within=0.05):
+            seen.append(stages_busy())
+            await asyncio.sleep(0)
+
+    app = _app()
+    agent = stage_agent(app, app.channel(), "t.tracked", body)
+    asyncio.run(_feed(agent, b"a", b"b"))
+    assert seen and all(busy == {"t.tracked"} for busy in seen)
+    assert stages_busy() == frozenset()  # between batches, and after
