@@ -16,7 +16,9 @@ expected offset (in the consumer's own thread, so nothing fetched before the see
 arrive after it) and later records are dropped until the expected one comes. If the
 first record after a completed seek is still beyond the expected offset, the broker
 has nothing in between (records deleted by retention or removed by compaction), so the
-hole is accepted and recorded as a Faust "gap" for the commit. A partition whose
+hole is accepted and recorded as a Faust "gap" for the commit, but only when a second
+seek brings the same record first (a seek that did not take, such as a fetch position
+left over from before a rebalance, brought a later record once and lost it). A partition whose
 records stop arriving while its log holds more (a batch cut short at the end of the
 input) is sought back by a watchdog.
 
@@ -73,6 +75,8 @@ class _Seek:
     batch: int
     at: float
     tries: int
+    beyond: int | None = None
+    """The later record that the previous completed seek brought first (None: none)."""
 
 
 @dataclass
@@ -131,17 +135,26 @@ class InOrderDelivery:
             return Verdict.DROP
         seek = self._seeks.get(tp)
         if seek is not None and seek.offset == expected:
-            if self.batch > seek.batch:
-                return Verdict.GAP  # the first record fetched after the seek
+            if self.batch > seek.batch:  # the first record fetched after the seek
+                if seek.beyond == offset:
+                    return Verdict.GAP  # twice in a row: the broker has nothing between
+                return self._seek_back(tp, expected, seek, now, beyond=offset)
             if now - seek.at < self.retry_after:
                 return Verdict.DROP  # fetched before the seek completed
         return self._seek_back(tp, expected, seek, now)
 
-    def _seek_back(self, tp: Hashable, expected: int, seek: _Seek | None, now: float) -> Verdict:
+    def _seek_back(
+        self,
+        tp: Hashable,
+        expected: int,
+        seek: _Seek | None,
+        now: float,
+        beyond: int | None = None,
+    ) -> Verdict:
         tries = seek.tries + 1 if seek is not None and seek.offset == expected else 1
         if tries > self.max_tries:
             return Verdict.RESTART
-        self._seeks[tp] = _Seek(expected, self.batch, now, tries)
+        self._seeks[tp] = _Seek(expected, self.batch, now, tries, beyond)
         self._progressed(tp, now)
         return Verdict.SEEK
 
