@@ -99,6 +99,7 @@ class InOrderDelivery:
     _seeks: dict[Hashable, _Seek] = field(default_factory=dict)
     _progress_at: dict[Hashable, float] = field(default_factory=dict)
     _progress_batch: dict[Hashable, int] = field(default_factory=dict)
+    _positionings: dict[Hashable, int] = field(default_factory=dict)
     changelog_at: float = field(default_factory=time.monotonic)
     """When the fetch loop last delivered a table changelog record (recovery progress)."""
     loop_at: float = field(default_factory=time.monotonic)
@@ -112,6 +113,11 @@ class InOrderDelivery:
         """The next offset the agents must see on ``tp`` (None: not known yet)."""
         return self._next.get(tp)
 
+    def positioning(self, tp: Hashable) -> int:
+        """How often ``tp`` was positioned (:meth:`reset`) or revoked (:meth:`forget`):
+        taken before a delivery that can wait and handed to :meth:`delivered` after it."""
+        return self._positionings.get(tp, 0)
+
     def reset(self, tp: Hashable, offset: int, *, sought: bool, now: float) -> None:
         """The consumer was positioned: ``offset`` is the next record to deliver.
 
@@ -120,6 +126,7 @@ class InOrderDelivery:
         offset is left wherever the fetcher is, so its first record is checked.
         """
         self._next[tp] = offset
+        self._positionings[tp] = self._positionings.get(tp, 0) + 1
         self._progressed(tp, now)
         if sought:
             self._seeks[tp] = _Seek(offset, self.batch, now, 0)
@@ -162,13 +169,24 @@ class InOrderDelivery:
         self._progress_at[tp] = now
         self._progress_batch[tp] = self.batch
 
-    def delivered(self, tp: Hashable, offset: int, now: float) -> None:
-        """The record at ``offset`` went to the agents."""
+    def delivered(
+        self, tp: Hashable, offset: int, now: float, positioning: int | None = None
+    ) -> bool:
+        """The record at ``offset`` went to the agents; whether that moved the partition on.
+
+        With ``positioning`` (:meth:`positioning` taken before the delivery started) a
+        partition positioned again while the delivery waited keeps its new expected
+        offset: the queues were emptied in the meantime (the copy of this record an
+        agent already had among them), and the records from there are read again.
+        """
+        if positioning is not None and positioning != self.positioning(tp):
+            return False
         self._next[tp] = offset + 1
         self._progressed(tp, now)
         seek = self._seeks.get(tp)
         if seek is not None and seek.offset <= offset:
             del self._seeks[tp]
+        return True
 
     def stalled(self, tp: Hashable, log_end: int | None, now: float) -> Verdict | None:
         """Whether ``tp`` must be sought back (:attr:`Verdict.SEEK`, recorded) or the
@@ -191,6 +209,7 @@ class InOrderDelivery:
     def forget(self, tps: Any) -> None:
         """Partitions revoked from this consumer."""
         for tp in tps:
+            self._positionings[tp] = self._positionings.get(tp, 0) + 1
             self._next.pop(tp, None)
             self._seeks.pop(tp, None)
             self._progress_at.pop(tp, None)
@@ -557,6 +576,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
+                    positioning = delivery.positioning(tp)
                     await deliver(self, callback(message))
                     set_read_offset(tp, offset)
                     delivery.loop_at = now = time.monotonic()
@@ -565,7 +585,7 @@ async def _drain_messages(self: Any, fetcher: Any) -> None:  # pragma: no cover 
                     # A suspended flow may have cut the delivery short; the rebalance that
                     # suspended it seeks the partition back to the committed offset anyway.
                     if self.flow_active and not changelog:
-                        delivery.delivered(tp, offset, now)
+                        delivery.delivered(tp, offset, now, positioning)
                 self.diag.unset_flag(CONSUMER_FETCHING)
             if time.monotonic() - watched_at >= 1.0:
                 watched_at = time.monotonic()
@@ -738,7 +758,10 @@ def read_again(consumer: Any, lowest: dict[Any, int], now: float) -> list[tuple[
     records there were thrown away unprocessed); which ones moved back.
 
     The next record fetched is then later than expected, and :func:`_guarded` seeks
-    back (or the stall watchdog does, when nothing more is fetched).
+    back (or the stall watchdog does, when nothing more is fetched). A queued record
+    at the expected offset itself is one whose delivery is still under way (one agent's
+    queue had it, another's was full): it is read again as well, and the fetch loop
+    does not move past it when that delivery ends (:meth:`InOrderDelivery.delivered`).
     """
     delivery = _delivery(consumer)
     assigned = consumer.assignment()
@@ -747,7 +770,7 @@ def read_again(consumer: Any, lowest: dict[Any, int], now: float) -> list[tuple[
         if tp not in assigned or consumer._is_changelog_tp(tp):
             continue
         expected = delivery.expected(tp)
-        if expected is not None and offset >= expected:
+        if expected is not None and offset > expected:
             continue
         delivery.reset(tp, offset, sought=False, now=now)
         moved.append((tp, offset))
