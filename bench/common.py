@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from cdp.contracts.codec import AvroCodec
@@ -71,6 +71,31 @@ def namespace(prefix: str, *, topics: bool = True) -> Iterator[Settings]:
         yield settings
     finally:
         cleanup(settings)
+
+
+def topic_records(settings: Settings) -> dict[str, int]:
+    """Records written so far to each topic of the namespace (sum of the partitions' end
+    offsets; names without the namespace prefix), largest first."""
+    names = Topics(settings.namespace)
+    consumer = Consumer(
+        {"bootstrap.servers": settings.kafka_bootstrap, "group.id": f"{names.namespace}-sizes"}
+    )
+    try:
+        sizes: dict[str, int] = {}
+        for topic, meta in consumer.list_topics(timeout=10).topics.items():
+            if not topic.startswith((f"{names.namespace}.", f"{names.app_id}-")):
+                continue
+            total = 0
+            for partition in meta.partitions:
+                _low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10
+                )
+                total += high
+            short = topic.removeprefix(f"{names.namespace}.").removeprefix(f"{names.app_id}-")
+            sizes[short] = total
+        return dict(sorted(sizes.items(), key=lambda item: -item[1]))
+    finally:
+        consumer.close()
 
 
 def start_workers(settings: Settings, count: int, logs: Path) -> list[WorkerProcess]:
@@ -147,6 +172,25 @@ def peak_rss_kib(procs: Sequence[WorkerProcess], peak: int = 0) -> int:
         if proc.proc is not None:
             peak = max([peak, *(rss_kib(pid) for pid in process_tree(proc.proc.pid))])
     return peak
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process used so far, in seconds (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_cpu(procs: Sequence[WorkerProcess], seen: dict[int, float]) -> float:
+    """CPU seconds used by the ``procs`` and their children; ``seen`` keeps each process's
+    last reading, so a process that ended (a restart) still counts."""
+    for proc in procs:
+        if proc.proc is not None:
+            for pid in process_tree(proc.proc.pid):
+                seen[pid] = max(seen.get(pid, 0.0), cpu_seconds(pid))
+    return sum(seen.values())
 
 
 def load() -> str:

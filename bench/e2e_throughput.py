@@ -30,7 +30,15 @@ from pathlib import Path
 import redis
 from confluent_kafka import Consumer, TopicPartition
 
-from bench.common import ChannelReader, load, namespace, peak_rss_kib, start_workers
+from bench.common import (
+    ChannelReader,
+    load,
+    namespace,
+    peak_rss_kib,
+    start_workers,
+    topic_records,
+    worker_cpu,
+)
 from cdp.producer import EventProducer
 from cdp.samples import generate
 from cdp.serve.store import ReadModelStore, events_in_profiles
@@ -129,6 +137,8 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
     procs = start_workers(settings, workers, logs)
     first_write: float | None = None
     peak_rss = 0
+    cpu: dict[int, float] = {}
+    cpu_at_first_write = 0.0
     store = ReadModelStore.from_settings(settings)
     try:
         while True:
@@ -136,8 +146,10 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
             for proc in procs:
                 assert proc.running, proc.log_tail()
             peak_rss = peak_rss_kib(procs, peak_rss)
+            used = worker_cpu(procs, cpu)
             if first_write is None and client.dbsize() > 0:
                 first_write = time.monotonic()
+                cpu_at_first_write = used
             lag = _lag(settings, group)
             print(
                 f"  t={time.monotonic() - started:6.1f}s  uncommitted input records {lag:,}",
@@ -149,11 +161,14 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
                 if events_in_profiles(dump) >= expected:
                     break
         finished = time.monotonic()
+        used = worker_cpu(procs, cpu) - cpu_at_first_write
         memory_after = int(client.info("memory")["used_memory"])
         extra = {
             "profiles": profiles,
             "startup_s": (first_write or finished) - started,
             "peak_rss_mib": peak_rss / 1024,
+            "cpu_us_per_event": 1e6 * used / max(expected, 1),
+            "records": topic_records(settings),
             "redis_bytes_per_profile": (memory_after - memory_before) / max(profiles, 1),
         }
         return Result(expected, finished - (first_write or started)), extra
@@ -187,9 +202,13 @@ def main() -> None:
         f"pipeline ({args.workers} worker): {result.events:,} events in {result.seconds:.1f}s"
         f" = {result.rate:,.0f} events/s ({100 * result.rate / raw.rate:.1f}% of raw);"
         f" start-up {extra['startup_s']:.1f}s; {extra['profiles']:,} profiles;"
+        f" worker CPU {extra['cpu_us_per_event']:,.0f} µs/event;"
         f" worker peak RSS {extra['peak_rss_mib']:.0f} MiB;"
         f" Redis {extra['redis_bytes_per_profile']:,.0f} bytes/profile"
     )
+    records = extra["records"]
+    per_event = ", ".join(f"{name} {count / expected:.2f}" for name, count in records.items())
+    print(f"records per event: {sum(records.values()) / expected:.2f} ({per_event})")
     print(f"end: {load()}")
 
 

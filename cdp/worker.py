@@ -17,6 +17,7 @@ import faust
 
 from cdp import diagnostics, in_order
 from cdp.contracts.codec import AvroCodec
+from cdp.contracts.decode_once import DecodeOnce
 from cdp.contracts.registry import registry_from_settings
 from cdp.errors import ConfigError
 from cdp.identity.config import load_identity_config
@@ -28,6 +29,7 @@ from cdp.journey.handoff import register_handoff
 from cdp.outputs import Outputs
 from cdp.processors import discover
 from cdp.processors.agent import register_processors
+from cdp.processors.api import Input
 from cdp.profile.stage import register_facts, register_profiles
 from cdp.profile.survivorship import load_trait_config
 from cdp.serve.store import ReadModelStore
@@ -69,11 +71,14 @@ def create_app(settings: Settings) -> faust.App:
     outputs = Outputs(settings)
     register_ingest(app, IngestStage(codec, topics, identity), topics, outputs)
     register_identity(app, topics, identity, store, outputs)
-    register_facts(app, topics, codec, outputs)
+    processors = discover(settings)  # processors/ plugins
+    # the facts stage and every event processor share one decode per canonical record
+    canonical = DecodeOnce(codec, readers=1 + sum(p.input is Input.EVENTS for p in processors))
+    register_facts(app, topics, canonical, outputs)
     traits = load_trait_config(settings.trait_config)
     register_profiles(app, topics, traits, store, outputs, journey)
     register_handoff(app, settings, topics, outputs)
-    register_processors(app, discover(settings), topics, codec, outputs)  # processors/ plugins
+    register_processors(app, processors, topics, canonical, outputs)
     # input that stops where the fetch loop cannot see it: log the state, then restart
     in_order.watch_blocked(
         app, in_order.BlockedInput(settings.input_stall_warn_s, settings.input_stall_restart_s)

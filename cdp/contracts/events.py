@@ -996,6 +996,22 @@ def _location(loc: Sequence[int | str]) -> str:
     return ".".join(names) or "<event>"
 
 
+def private_copy(event: Event) -> Event:
+    """A copy of ``event`` with containers of its own (identifiers, traits, consents).
+
+    The models inside are frozen, so changing the copy in any way leaves ``event`` as it
+    was: what the worker hands to user code when it shares one decoded event between
+    stages (:mod:`cdp.contracts.decode_once`). Costs a few microseconds, no validation.
+    """
+    return event.model_copy(
+        update={
+            "identifiers": list(event.identifiers),
+            "traits": dict(event.traits),
+            "consents": list(event.consents),
+        }
+    )
+
+
 # --------------------------------------------------------------------------- codec helpers
 
 

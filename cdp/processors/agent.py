@@ -23,8 +23,7 @@ from typing import Any
 import faust
 import orjson
 
-from cdp.contracts.codec import AvroCodec
-from cdp.contracts.events import decode_canonical
+from cdp.contracts.decode_once import DecodeOnce
 from cdp.metrics import count_processor
 from cdp.outputs import OutputBatch, Outputs
 from cdp.processors.api import Input, Processor
@@ -43,17 +42,21 @@ def register_processors(
     app: faust.App,
     processors: list[Processor],
     topics: Topics,
-    codec: AvroCodec,
+    canonical: DecodeOnce,
     outputs: Outputs,
 ) -> list[Any]:
-    """Attach one agent per processor to ``app``; return the agents."""
+    """Attach one agent per processor to ``app``; return the agents.
+
+    ``canonical`` decodes each canonical event once for every stage of the process
+    that reads it; each processor's function gets a copy of its own.
+    """
     table = None
     if any(p.input is Input.EVENTS for p in processors):
         table = json_table(app, STATE_TABLE)
     agents = []
     for processor in processors:
         if processor.input is Input.EVENTS:
-            agents.append(_event_agent(app, processor, topics, codec, outputs, table))
+            agents.append(_event_agent(app, processor, topics, canonical, outputs, table))
         else:
             agents.append(_profile_agent(app, processor, topics, outputs))
     if processors:
@@ -70,7 +73,7 @@ def _event_agent(
     app: faust.App,
     processor: Processor,
     topics: Topics,
-    codec: AvroCodec,
+    canonical: DecodeOnce,
     outputs: Outputs,
     table: Any,
 ) -> Any:
@@ -90,7 +93,8 @@ def _event_agent(
                     continue
                 started = time.perf_counter()
                 try:
-                    decoded = decode_canonical(codec, message.value)
+                    position = (message.topic, message.partition, message.offset)
+                    decoded = canonical.event(position, message.value)
                     stored = changed[state_key][1] if state_key in changed else table.get(state_key)
                     emissions, state = on_event(processor, message.key.decode(), decoded, stored)
                 except Exception as exc:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cdp.contracts.events import Event
+from cdp.contracts.events import Event, private_copy
 from cdp.messages import dumps
 from cdp.processors.api import Processor
 from cdp.profile.derived import derived_fact, derived_fact_id
@@ -51,6 +51,8 @@ def on_event(
 
     Returns the emissions and the new state of ``key`` (None: unchanged, the
     event was filtered out or seen before). Exceptions of the function propagate.
+    The function gets a copy of ``event`` (:func:`private_copy`): whatever it does to
+    it, ``event`` stays as it was.
     """
     if not processor.accepts(event):
         return [], None
@@ -59,7 +61,8 @@ def on_event(
     if event.event_id in seen:
         return [], None
     own = copy.deepcopy(state.get("s", {}))
-    value = processor(event, own) if processor.stateful else processor(event)
+    mine = private_copy(event)  # the worker shares one decoded event between its stages
+    value = processor(mine, own) if processor.stateful else processor(mine)
     _check_value(processor, value)
     latest = event.event_time
     if "t" in state:

@@ -26,8 +26,7 @@ from typing import Any
 
 import faust
 
-from cdp.contracts.codec import AvroCodec
-from cdp.contracts.events import decode_canonical
+from cdp.contracts.decode_once import DecodeOnce
 from cdp.journey.definition import JourneyDefinition
 from cdp.journey.handoff import QualificationCandidate
 from cdp.messages import (
@@ -59,7 +58,7 @@ def change_record(version: int, document: bytes) -> bytes:
     return b'{"doc":' + document + b',"v":' + str(version).encode() + b"}"
 
 
-def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Outputs) -> Any:
+def register_facts(app: faust.App, topics: Topics, canonical: DecodeOnce, outputs: Outputs) -> Any:
     """Attach the per-identifier facts agent and its tables to ``app``.
 
     Reads in batches (:class:`FactsBatch`). Per batch it sends its outputs and
@@ -69,7 +68,8 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Ou
     it sends the same outputs again (facts are keyed by event id, releases and
     re-adds are idempotent downstream). Derived facts of processors
     (``profile.computed``, :mod:`cdp.profile.derived`) are kept like events'
-    facts, so computed traits follow merges and erasure.
+    facts, so computed traits follow merges and erasure. Canonical events are decoded
+    once per process for this stage and the event processors (``canonical``).
     """
     source = raw_topic(app, topics.canonical, topics.assignments, topics.computed)
     facts_table = json_table(app, "facts-by-identifier")
@@ -92,7 +92,8 @@ def register_facts(app: faust.App, topics: Topics, codec: AvroCodec, outputs: Ou
     def parse_fact(message: Any) -> Fact:
         if message.topic == topics.computed:
             return parse_derived_fact(message.value)
-        return fact_from_event(decode_canonical(codec, message.value))
+        position = (message.topic, message.partition, message.offset)
+        return fact_from_event(canonical.event(position, message.value))
 
     async def facts(stream: Any) -> None:
         async for batch in stream.take_events(1000, within=0.05):
