@@ -16,11 +16,31 @@ from cdp.outputs import OutputBatch
 log = logging.getLogger(__name__)
 
 
+class RawSchema(faust.Schema):  # type: ignore[type-arg]
+    """The schema of :func:`raw_topic`: records become events as they are, bytes in bytes out.
+
+    Faust's own decode looks up the ``raw`` codec for key and value of every
+    record and copies its headers into a dict; the stages read the record itself
+    (``event.message``: key, value, headers as Kafka gave them), so the event is
+    made directly. ``event.headers`` is left empty.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(key_serializer="raw", value_serializer="raw")
+
+    def compile(self, app: Any, **_options: Any) -> Any:
+        """The decode function of a channel: one event per record, no codec."""
+        event_class = app.conf.Event
+
+        async def decode(message: Any, *, propagate: bool = False) -> Any:
+            return event_class(app, message.key, message.value, None, message)
+
+        return decode
+
+
 def raw_topic(app: faust.App, *names: str, partitions: int | None = None) -> Any:
     """A Faust topic of raw bytes keys and values (Faust never decodes, never declares it)."""
-    return app.topic(
-        *names, key_serializer="raw", value_serializer="raw", partitions=partitions, internal=False
-    )
+    return app.topic(*names, schema=RawSchema(), partitions=partitions, internal=False)
 
 
 _busy: set[str] = set()

@@ -26,6 +26,7 @@ from cdp.ingest.agent import register_ingest
 from cdp.ingest.stage import IngestStage
 from cdp.journey.definition import load_journey_or_default
 from cdp.journey.handoff import register_handoff
+from cdp.lean_monitor import LeanMonitor
 from cdp.outputs import Outputs
 from cdp.processors import discover
 from cdp.processors.agent import register_processors
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         datadir=str(datadir),
         table_standby_replicas=0,
+        Monitor=LeanMonitor,  # no per-record bookkeeping for web views the worker does not run
     )
     in_order.reads_again_what_resuming_clears(app)  # nothing thrown away at a rebalance's end
     codec = AvroCodec(registry_from_settings(settings))

@@ -84,18 +84,19 @@ def _event_agent(
         async for batch in stream.take_events(500, within=0.05):
             out = outputs.batch()
             changed: dict[bytes, tuple[int, dict[str, Any] | None]] = {}
+            store = table.data  # read past Faust's per-read sensors and KeyError
             for event in batch:
                 message = event.message
                 state_key = f"{processor.name}|".encode() + message.key
                 if message.topic == topics.assignments:
-                    if message.value is None and (state_key in changed or state_key in table):
+                    if message.value is None and (state_key in changed or state_key in store):
                         changed[state_key] = (message.partition, None)  # erased identifier
                     continue
                 started = time.perf_counter()
                 try:
                     position = (message.topic, message.partition, message.offset)
                     decoded = canonical.event(position, message.value)
-                    stored = changed[state_key][1] if state_key in changed else table.get(state_key)
+                    stored = changed[state_key][1] if state_key in changed else store.get(state_key)
                     emissions, state = on_event(processor, message.key.decode(), decoded, stored)
                 except Exception as exc:
                     dead_letter(out, topics.deadletter, reason, message, exc)

@@ -24,11 +24,14 @@ Trait values are PII: ``repr``/``str`` of a fact shows trait *names* and data
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 from cdp.contracts.events import Event
 
@@ -325,4 +328,42 @@ def fact_tiebreak_key(fact: Fact) -> tuple[Any, ...]:
         fact.traits,
         tuple((p, g, c is not None, c or "") for p, g, c in fact.consents),
         tuple((k, isinstance(v, int), str(v)) for k, v in fact.data),
+    )
+
+
+class ParsedFacts:
+    """A bounded cache of :meth:`Fact.from_json` results, for stages that re-read facts.
+
+    A profile's document is rebuilt from all its stored facts on every change,
+    so without the cache a profile with *n* facts parses *n* facts per event.
+    An entry is used only while the stored JSON is the very object it was
+    parsed from or one that encodes to the same JSON (``1`` and ``1.0``
+    differ), so a changed fact is always parsed again. The oldest entries go
+    first once ``capacity`` is reached.
+    """
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        if capacity < 1:
+            raise ValueError("ParsedFacts capacity must be at least 1")
+        self._capacity = capacity
+        self._entries: OrderedDict[str, tuple[Mapping[str, Any], Fact]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def parse(self, key: str, data: Mapping[str, Any]) -> Fact:
+        """:meth:`Fact.from_json` of ``data``, stored under ``key`` (the fact's event id)."""
+        entry = self._entries.get(key)
+        if entry is not None and (entry[0] is data or _same_json(entry[0], data)):
+            return entry[1]
+        fact = Fact.from_json(data)
+        if entry is None and len(self._entries) >= self._capacity:
+            self._entries.popitem(last=False)
+        self._entries[key] = (data, fact)
+        return fact
+
+
+def _same_json(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return orjson.dumps(a, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        b, option=orjson.OPT_SORT_KEYS
     )

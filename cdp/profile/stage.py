@@ -41,7 +41,7 @@ from cdp.messages import (
 from cdp.outputs import OutputBatch, Outputs
 from cdp.profile.derived import parse_derived_fact
 from cdp.profile.document import ProfileDocument, build_profile, canonical_json
-from cdp.profile.facts import Fact, fact_from_event
+from cdp.profile.facts import Fact, ParsedFacts, fact_from_event
 from cdp.profile.survivorship import TraitConfig
 from cdp.serve.journey import profile_upsert
 from cdp.serve.outage import apply_waiting
@@ -129,7 +129,9 @@ def register_facts(app: faust.App, topics: Topics, canonical: DecodeOnce, output
 class FactsBatch:
     """One batch of the facts agent: table changes kept aside, outputs coalesced.
 
-    Reads see the batch's own changes first (``None``: deleted in this batch).
+    Reads see the batch's own changes first (``None``: deleted in this batch); an
+    identifier's stored facts are copied once per batch, on its first change, and
+    the table keeps its value until :meth:`save`.
     Facts of one identifier for its profile are sent as one ``add`` per batch;
     pending facts of an identifier are sent before its release (an assignment
     change) and dropped by its erasure, so the order per identifier holds.
@@ -144,19 +146,26 @@ class FactsBatch:
 
     def _get(self, table: str, key: bytes) -> Any:
         changed = self._changed[table].get(key)
-        return self._tables[table].get(key) if changed is None else changed[1]
+        return self._tables[table].data.get(key) if changed is None else changed[1]
 
     def _set(self, table: str, key: bytes, partition: int, value: Any) -> None:
         self._changed[table][key] = (partition, value)
 
     def add(self, key: bytes, partition: int, fact: Fact, *, derived: bool) -> None:
         """Keep ``fact`` under identifier ``key``; forward it to the identifier's profile."""
-        known: dict[str, Any] = dict(self._get("f", key) or {})
         encoded = fact.to_json()
-        if derived and known.get(fact.event_id) == encoded:
-            return  # a processor re-sent its unchanged trait
+        changed = self._changed["f"].get(key)
+        if changed is not None and changed[1] is not None:
+            known: dict[str, Any] = changed[1]  # this batch's own copy: change it in place
+            if derived and known.get(fact.event_id) == encoded:
+                return  # a processor re-sent its unchanged trait
+        else:
+            stored = None if changed is not None else self._tables["f"].data.get(key)
+            if derived and stored and stored.get(fact.event_id) == encoded:
+                return
+            known = dict(stored or {})  # copied once per batch: the table keeps its value
+            self._set("f", key, partition, known)
         known[fact.event_id] = encoded
-        self._set("f", key, partition, known)
         profile_id: str | None = self._get("a", key)
         if profile_id:
             pending = self._pending.setdefault(key, (profile_id, {}))
@@ -221,6 +230,7 @@ def register_profiles(
     """Attach the per-profile document agent and its table to ``app``."""
     source = raw_topic(app, topics.facts)
     table = json_table(app, "profile-members")
+    parsed = ParsedFacts()
 
     def render(profile_id: str, state: dict[str, Any]) -> Rendered | None:
         members = state.get("m")
@@ -231,9 +241,9 @@ def register_profiles(
             return Rendered(ProfileDelete(profile_id, version))
         facts_by_member = state.get("f", {})
         facts = [
-            Fact.from_json(fact)
+            parsed.parse(event_id, fact)
             for member in members
-            for fact in facts_by_member.get(member, {}).values()
+            for event_id, fact in facts_by_member.get(member, {}).items()
         ]
         document = build_profile(profile_id, facts, traits, identifiers=members, journey=journey)
         encoded = canonical_json(document)
@@ -274,7 +284,7 @@ def register_profiles(
                 sources[key] = event
                 state = touched.get(key)
                 if state is None:
-                    stored = table.get(key) or {}
+                    stored = table.data.get(key) or {}
                     state = dict(stored)
                     state["v"] = stored.get("v", 0)
                     state["f"] = defaultdict(

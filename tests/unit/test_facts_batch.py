@@ -116,3 +116,15 @@ def test_an_unchanged_derived_fact_is_not_sent_again() -> None:
     work.flush()
     assert out.sent == []
     assert json.loads(json.dumps(facts[b"email:a"])) == {"d1": derived.to_json()}
+
+
+def test_the_stored_facts_stay_as_they_were_until_the_batch_is_saved() -> None:
+    stored = {"e0": _fact("e0").to_json()}
+    facts = Table("f", {b"email:a": stored})
+    work = FactsBatch(facts, Table("a", {b"email:a": "p-1"}), Out(), TOPIC)  # type: ignore[arg-type]
+    work.add(b"email:a", 0, _fact("e1"), derived=False)
+    work.add(b"email:a", 0, _fact("e2"), derived=False)
+    work.add(b"email:a", 0, _fact("e1"), derived=True)  # the batch's own copy is compared
+    assert facts[b"email:a"] is stored and set(stored) == {"e0"}
+    work.save(Out())  # type: ignore[arg-type]
+    assert set(facts[b"email:a"]) == {"e0", "e1", "e2"}
