@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Histogram, start_http_server
 
 INGEST_RECORDS = Counter(
@@ -13,7 +16,7 @@ INGEST_RECORDS = Counter(
 
 def count_ingest(topic: str, outcome: str) -> None:
     """Count one ingested record."""
-    INGEST_RECORDS.labels(topic=topic, outcome=outcome).inc()
+    _child(INGEST_RECORDS, topic, outcome).inc()
 
 
 PROCESSOR_RECORDS = Counter(
@@ -31,9 +34,15 @@ PROCESSOR_LATENCY = Histogram(
 
 def count_processor(processor: str, outcome: str, seconds: float | None = None) -> None:
     """Count one record a processor plugin handled (and how long its function took)."""
-    PROCESSOR_RECORDS.labels(processor=processor, outcome=outcome).inc()
+    _child(PROCESSOR_RECORDS, processor, outcome).inc()
     if seconds is not None:
-        PROCESSOR_LATENCY.labels(processor=processor).observe(seconds)
+        _child(PROCESSOR_LATENCY, processor).observe(seconds)
+
+
+@cache
+def _child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, looked up once per label set (counted once per record)."""
+    return metric.labels(*labels)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:
