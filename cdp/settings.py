@@ -86,6 +86,17 @@ class Settings(BaseSettings):
         description="Event loop of the worker process: the standard asyncio, or uvloop (about"
         " 10 % faster in docs/benchmarks.md, not yet the default: see docs/operations.md).",
     )
+    worker_gc_freeze_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between freezes of the worker's surviving heap, so Python's"
+        " garbage collector stops re-scanning the in-memory tables (cdp.heap); 0: off.",
+    )
+    worker_gc_sweep_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds between full garbage collections of the frozen heap (cdp.heap).",
+    )
     input_stall_warn_s: float = Field(
         default=30.0,
         gt=0,

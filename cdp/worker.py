@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import faust
 
-from cdp import diagnostics, in_order
+from cdp import diagnostics, heap, in_order
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.decode_once import DecodeOnce
 from cdp.contracts.registry import registry_from_settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> faust.App:
         Monitor=LeanMonitor,  # no per-record bookkeeping for web views the worker does not run
     )
     in_order.reads_again_what_resuming_clears(app)  # nothing thrown away at a rebalance's end
+    heap.install(app, settings.worker_gc_freeze_s, settings.worker_gc_sweep_s)
     codec = AvroCodec(registry_from_settings(settings))
     identity = load_identity_config(settings.identity_config)
     journey = load_journey_or_default(settings.journey_config)
