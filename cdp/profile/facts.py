@@ -351,6 +351,11 @@ class ParsedFacts:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """Drop the entries of ``keys`` (an erased profile's facts leave memory with it)."""
+        for key in keys:
+            self._entries.pop(key, None)
+
     def parse(self, key: str, data: Mapping[str, Any]) -> Fact:
         """:meth:`Fact.from_json` of ``data``, stored under ``key`` (the fact's event id)."""
         entry = self._entries.get(key)

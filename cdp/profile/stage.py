@@ -291,7 +291,10 @@ def register_profiles(
                         dict, {m: dict(f) for m, f in stored.get("f", {}).items()}
                     )
                     touched[key] = state
-                _apply(state, parse_facts_message(event.message.value))
+                message = parse_facts_message(event.message.value)
+                if isinstance(message, ProfileErased):
+                    parsed.forget(e for facts in state["f"].values() for e in facts)
+                _apply(state, message)
                 state["v"] = max(int(state["v"]), event.message.offset)
             rendered = []
             for key, state in touched.items():

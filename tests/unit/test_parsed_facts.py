@@ -60,3 +60,11 @@ def test_a_bad_fact_raises_and_is_not_kept() -> None:
     assert len(cache) == 0
     with pytest.raises(ValueError, match="capacity"):
         ParsedFacts(capacity=0)
+
+
+def test_forgotten_entries_are_gone() -> None:
+    cache = ParsedFacts()
+    cache.parse("a", _json("a"))
+    cache.parse("b", _json("b"))
+    cache.forget(["a", "unknown"])
+    assert len(cache) == 1
