@@ -47,6 +47,7 @@ class Outputs:
                 "queue.buffering.max.messages": 1_000_000,
                 "queue.buffering.max.kbytes": 1_048_576,
                 "client.id": f"{settings.namespace}-worker-outputs",
+                "message.max.bytes": settings.max_message_bytes,
             }
         )
 

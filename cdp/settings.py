@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     )
     partitions: int = Field(default=4, ge=1, le=1024, description="Partitions of data topics.")
     replication_factor: int = Field(default=1, ge=1, le=16)
+    max_message_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1_048_588,
+        le=64 * 1024 * 1024,
+        description="Largest record of any topic (the topics' max.message.bytes, the worker's"
+        " producers and fetches): a table value holds an identifier's or a profile's whole"
+        " fact set, about 250 bytes per event (docs/profiles.md, long histories).",
+    )
     metrics_port: int = Field(
         default=16066, ge=0, le=65535, description="Worker /metrics port (0 = off)."
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -243,7 +243,11 @@ def declared_topics(settings: Settings) -> list[TopicSpec]:
         for table, layout in TABLES.items()
         for count in [1 if layout == SINGLE else parts]
     ]
-    return specs
+    limit = {MAX_MESSAGE_BYTES: str(settings.max_message_bytes)}
+    return [replace(spec, config={**spec.config, **limit}) for spec in specs]
+
+
+MAX_MESSAGE_BYTES = "max.message.bytes"
 
 
 SINGLE = "single"
@@ -263,8 +267,10 @@ def ensure_topics(
 ) -> list[str]:
     """Create the declared topics that do not exist yet; return the names created.
 
-    Existing topics are left alone (idempotent). Raises if a topic exists with
-    fewer partitions than declared, since keyed data would then be misrouted.
+    Existing topics are left alone (idempotent), but for ``max.message.bytes``: one
+    below the declared value (``CDP_MAX_MESSAGE_BYTES``, e.g. a topic created by an
+    older version) is raised to it. Raises if a topic exists with fewer partitions
+    than declared, since keyed data would then be misrouted.
     """
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
@@ -277,6 +283,7 @@ def ensure_topics(
                 f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions,"
                 f" {spec.partitions} declared"
             )
+    _raise_message_limits(admin, [spec for spec in wanted if spec.name in existing], timeout)
     missing = [spec for spec in wanted if spec.name not in existing]
     if not missing:
         return []
@@ -356,3 +363,41 @@ def _wait_until_served(admin: Any, specs: list[TopicSpec], timeout: float) -> No
             names = sorted({f"{tp.topic}[{tp.partition}]" for tp in pending})
             raise RuntimeError(f"partitions not served by their leader after {timeout}s: {names}")
         time.sleep(0.1)
+
+
+def _raise_message_limits(admin: Any, specs: list[TopicSpec], timeout: float) -> None:
+    """Raise each topic's ``max.message.bytes`` that is below its spec's (never lower one)."""
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    wanted = {spec.name: int(spec.config[MAX_MESSAGE_BYTES]) for spec in specs}
+    if not wanted:
+        return
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
+    low = []
+    for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+        entry = future.result().get(MAX_MESSAGE_BYTES)
+        if entry is None or int(entry.value) < wanted[resource.name]:
+            low.append(resource.name)
+    if not low:
+        return
+    changes = [
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(
+                    MAX_MESSAGE_BYTES,
+                    str(wanted[name]),
+                    incremental_operation=AlterConfigOpType.SET,
+                )
+            ],
+        )
+        for name in low
+    ]
+    for future in admin.incremental_alter_configs(changes, request_timeout=timeout).values():
+        future.result()

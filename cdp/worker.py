@@ -60,6 +60,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s
         broker_heartbeat_interval=2.0,
         producer_acks=-1,
+        producer_max_request_size=settings.max_message_bytes,
+        consumer_max_fetch_size=settings.max_message_bytes,  # a whole record batch always fits
         web_enabled=False,
         datadir=str(datadir),
         table_standby_replicas=0,

@@ -32,6 +32,7 @@ def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None
         ("CDP_PARTITIONS", "0"),
         ("CDP_NAMESPACE", "Bad Name"),
         ("CDP_LOG_LEVEL", "loud"),
+        ("CDP_MAX_MESSAGE_BYTES", "1000000"),
     ],
 )
 def test_bad_value_names_the_setting(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cdp.settings import load_settings
-from cdp.topics import TABLES, Channel, Cleanup, Topics, declared_topics
+from cdp.topics import MAX_MESSAGE_BYTES, TABLES, Channel, Cleanup, Topics, declared_topics
 
 
 def test_every_topic_has_explicit_partitions_and_policy() -> None:
@@ -30,3 +30,10 @@ def test_channel_of_topic() -> None:
     assert topics.channel_of("acme.channel.fax") is None
     assert topics.channel_of("other.channel.crm") is None
     assert topics.channel_of(topics.canonical) is None
+
+
+def test_every_topic_takes_the_configured_message_limit() -> None:
+    settings = load_settings(namespace="acme", max_message_bytes=8 * 1024 * 1024)
+    specs = declared_topics(settings)
+    assert {spec.broker_config()[MAX_MESSAGE_BYTES] for spec in specs} == {str(8 * 1024 * 1024)}
+    assert load_settings().max_message_bytes == 16 * 1024 * 1024
