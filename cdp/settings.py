@@ -90,9 +90,9 @@ class Settings(BaseSettings):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     worker_event_loop: Literal["asyncio", "uvloop"] = Field(
-        default="asyncio",
-        description="Event loop of the worker process: the standard asyncio, or uvloop (about"
-        " 10 % faster in docs/benchmarks.md, not yet the default: see docs/operations.md).",
+        default="uvloop",
+        description="Event loop of the worker process: uvloop (6-11 % more events/s in"
+        " docs/benchmarks.md), or the standard asyncio loop (docs/operations.md).",
     )
     worker_gc_freeze_s: float = Field(
         default=10.0,
