@@ -310,6 +310,8 @@ def ensure_topics(
     deadline = time.monotonic() + timeout
     _wait_for_leaders(admin, [spec.name for spec in missing], timeout)
     _wait_until_served(admin, missing, max(deadline - time.monotonic(), 1.0))
+    # topics another process created meanwhile (or that the metadata did not list yet)
+    _raise_message_limits(admin, [spec for spec in missing if spec.name not in created], timeout)
     return sorted(created)
 
 
@@ -366,7 +368,11 @@ def _wait_until_served(admin: Any, specs: list[TopicSpec], timeout: float) -> No
 
 
 def _raise_message_limits(admin: Any, specs: list[TopicSpec], timeout: float) -> None:
-    """Raise each topic's ``max.message.bytes`` that is below its spec's (never lower one)."""
+    """Raise each topic's ``max.message.bytes`` that is below its spec's (never lower one).
+
+    Returns once the broker reports the raised limits (it applies a change a
+    moment after the controller accepted it).
+    """
     from confluent_kafka.admin import (  # type: ignore[attr-defined]
         AlterConfigOpType,
         ConfigEntry,
@@ -375,29 +381,46 @@ def _raise_message_limits(admin: Any, specs: list[TopicSpec], timeout: float) ->
     )
 
     wanted = {spec.name: int(spec.config[MAX_MESSAGE_BYTES]) for spec in specs}
+    deadline = time.monotonic() + timeout
+    altered = False
+    while True:
+        low = _below_limit(admin, wanted, timeout)
+        if not low:
+            return
+        if altered and time.monotonic() > deadline:
+            raise RuntimeError(f"{MAX_MESSAGE_BYTES} not raised after {timeout}s: {low}")
+        if not altered:
+            changes = [
+                ConfigResource(
+                    ResourceType.TOPIC,
+                    name,
+                    incremental_configs=[
+                        ConfigEntry(
+                            MAX_MESSAGE_BYTES,
+                            str(wanted[name]),
+                            incremental_operation=AlterConfigOpType.SET,
+                        )
+                    ],
+                )
+                for name in low
+            ]
+            futures = admin.incremental_alter_configs(changes, request_timeout=timeout)
+            for future in futures.values():
+                future.result()
+            altered = True
+        time.sleep(0.1)
+
+
+def _below_limit(admin: Any, wanted: dict[str, int], timeout: float) -> list[str]:
+    """The topics of ``wanted`` whose ``max.message.bytes`` is below the wanted value."""
+    from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
+
     if not wanted:
-        return
+        return []
     resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
     low = []
     for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
         entry = future.result().get(MAX_MESSAGE_BYTES)
         if entry is None or int(entry.value) < wanted[resource.name]:
             low.append(resource.name)
-    if not low:
-        return
-    changes = [
-        ConfigResource(
-            ResourceType.TOPIC,
-            name,
-            incremental_configs=[
-                ConfigEntry(
-                    MAX_MESSAGE_BYTES,
-                    str(wanted[name]),
-                    incremental_operation=AlterConfigOpType.SET,
-                )
-            ],
-        )
-        for name in low
-    ]
-    for future in admin.incremental_alter_configs(changes, request_timeout=timeout).values():
-        future.result()
+    return sorted(low)
