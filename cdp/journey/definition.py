@@ -292,6 +292,15 @@ class JourneyDefinition(BaseModel):
         """Names of the moments that count only their first occurrence."""
         return self._tables.first_only
 
+    @property
+    def replay_traits(self) -> frozenset[str]:
+        """Profile traits (``trait.<name>``) that rules, event moments or score bonuses test.
+
+        The replay of the facts depends on these trait values only; the
+        qualification filters read others after it.
+        """
+        return self._tables.replay_traits
+
     def move_allowed(self, current: str | None, target: str, rule_id: str) -> bool:
         """Whether ``rule_id`` may move a profile from ``current`` to ``target``.
 
@@ -319,6 +328,7 @@ class _Tables:
     event_moments: tuple[tuple[str, Match], ...] = ()
     transition_moments: tuple[tuple[str, str], ...] = ()
     first_only: frozenset[str] = frozenset()
+    replay_traits: frozenset[str] = frozenset()
 
 
 def _index(journey: JourneyDefinition) -> _Tables:
@@ -339,6 +349,15 @@ def _index(journey: JourneyDefinition) -> _Tables:
         (moment.name, moment.to) for moment in journey.moments if moment.to is not None
     )
     tables.first_only = frozenset(moment.name for moment in journey.moments if moment.first_only)
+    matches: list[Match] = [*journey.rules, *journey.scoring.bonuses]
+    matches += [match for _name, match in tables.event_moments]
+    matches += [rule for rules in tables.regional.values() for rule in rules]
+    tables.replay_traits = frozenset(
+        predicate.field.partition(".")[2]
+        for match in matches
+        for predicate in match.when
+        if predicate.field.startswith("trait.")
+    )
     for move in journey.backward:
         previous = tables.backward.get((move.from_, move.to))
         # Two entries for the same pair: the union of their rules (empty = any rule).

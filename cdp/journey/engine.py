@@ -22,6 +22,7 @@ The lead score and the qualification come from :mod:`cdp.journey.scoring` and
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
@@ -34,7 +35,7 @@ from cdp.journey.qualification import (
     exclusion_reason,
     qualification_id,
 )
-from cdp.journey.scoring import lead_score
+from cdp.journey.scoring import SECONDS_PER_DAY, decayed, fact_points
 from cdp.profile.facts import Fact, merge_fact_sets, sort_facts
 from cdp.profile.survivorship import TraitValue
 
@@ -142,6 +143,10 @@ def profile_region(ordered: Sequence[Fact]) -> str | None:
     return next((fact.region for fact in reversed(ordered) if fact.region is not None), None)
 
 
+def _replay_values(definition: JourneyDefinition, values: Mapping[str, str]) -> dict[str, str]:
+    return {name: values[name] for name in definition.replay_traits if name in values}
+
+
 def _fire(
     fact: Fact,
     stage: str | None,
@@ -163,6 +168,231 @@ def _fire(
     return best
 
 
+class JourneyFold:
+    """The replay of :func:`evaluate_journey` after a prefix of a profile's ordered facts.
+
+    :meth:`extend` folds further facts in, so a profile whose new facts all sort
+    after the ones already folded, with the same rules (region) and values of the
+    traits they test, is not replayed from its first fact (:meth:`resumes`). The
+    replay is the same code either way, so a resumed fold gives the same state,
+    float for float, as a full one. It holds trait values and facts (PII): drop it with the profile.
+    """
+
+    __slots__ = (
+        "crossed",
+        "definition",
+        "facts",
+        "history",
+        "moments",
+        "previous",
+        "replay_values",
+        "rules",
+        "running",
+        "seen",
+        "stage",
+        "values",
+    )
+
+    def __init__(
+        self, definition: JourneyDefinition, values: dict[str, str], region: str | None
+    ) -> None:
+        self.definition = definition
+        self.values = values
+        self.replay_values = _replay_values(definition, values)
+        self.rules = definition.rules_for(region)
+        self.stage: str | None = None
+        self.history: list[Transition] = []
+        self.moments: list[MomentOccurrence] = []
+        self.seen: set[str] = set()
+        self.running = 0.0
+        self.crossed: Fact | None = None
+        self.previous: Fact | None = None
+        self.facts: list[Fact] = []
+
+    def copy(self) -> JourneyFold:
+        """An independent fold in the same state (extending it leaves this one as it is)."""
+        other = JourneyFold.__new__(JourneyFold)
+        for name in JourneyFold.__slots__:
+            setattr(other, name, getattr(self, name))
+        other.history, other.moments = list(self.history), list(self.moments)
+        other.seen, other.facts = set(self.seen), list(self.facts)
+        return other
+
+    def resumes(
+        self,
+        ordered: Sequence[Fact],
+        definition: JourneyDefinition,
+        values: Mapping[str, str],
+        region: str | None,
+    ) -> bool:
+        """Whether ``ordered`` starts with exactly the facts folded so far, the rest after them.
+
+        Also requires what the replay of every fact depends on: the same
+        definition, the same rules (those of the profile's region) and the same
+        values of the traits the rules test
+        (:attr:`~cdp.journey.definition.JourneyDefinition.replay_traits`). Facts
+        compare equal in every field (an event id sent again with other content
+        is not the same fact).
+        """
+        folded = self.facts
+        return (
+            definition is self.definition
+            and definition.rules_for(region) is self.rules
+            and _replay_values(definition, values) == self.replay_values
+            and len(ordered) >= len(folded)
+            and all(a is b or a == b for a, b in zip(ordered, folded, strict=False))
+        )
+
+    def extend(self, facts: Iterable[Fact]) -> None:
+        """Fold ``facts`` in: distinct facts sorted after every fact folded so far."""
+        definition = self.definition
+        values = self.values
+        first_only = definition.first_only_moments
+        scoring = definition.scoring
+        half_life = scoring.half_life_days * SECONDS_PER_DAY
+        for fact in facts:
+            rule = _fire(fact, self.stage, self.rules, definition, values)
+            if rule is not None:
+                self.history.append(
+                    Transition(
+                        from_stage=self.stage,
+                        to_stage=rule.stage,
+                        at=fact.event_time,
+                        event_id=fact.event_id,
+                        channel=fact.channel,
+                        rule=rule.id,
+                    )
+                )
+                self.stage = rule.stage
+            names: list[str] = []
+            if rule is not None:
+                names.extend(name for name, to in definition.transition_moments if to == rule.stage)
+            names.extend(
+                name for name, match in definition.event_moments if match.applies(fact, values)
+            )
+            for name in dict.fromkeys(names):  # one occurrence per moment and event
+                if name in first_only and name in self.seen:
+                    continue
+                self.seen.add(name)
+                self.moments.append(
+                    MomentOccurrence(
+                        name=name,
+                        event_id=fact.event_id,
+                        at=fact.event_time,
+                        stage=self.stage,
+                        channel=fact.channel,
+                    )
+                )
+            # the lead score (cdp.journey.scoring.lead_score), one step
+            self.running = decayed(self.running, self.previous, fact, half_life) + fact_points(
+                fact, scoring, values
+            )
+            if self.crossed is None and self.running >= scoring.threshold:
+                self.crossed = fact
+            self.previous = fact
+            self.facts.append(fact)
+
+    def state(
+        self, ordered: Sequence[Fact], identifiers: Iterable[str], values: Mapping[str, str]
+    ) -> JourneyState:
+        """The journey state of the profile whose ordered facts were all folded in.
+
+        ``values`` are the profile's trait values now (the qualification filters
+        read them).
+        """
+        definition = self.definition
+        identifiers = tuple(identifiers)
+        excluded = exclusion_reason(identifiers, values, ordered, definition.qualification)
+        can_qualify = excluded is None and eligible(identifiers, values, definition.qualification)
+        crossed = self.crossed if can_qualify else None
+        score = round(self.running, SCORE_DIGITS)
+        history = self.history
+        return JourneyState(
+            journey=definition.name,
+            stage=self.stage,
+            owner=definition.owner(self.stage) if self.stage is not None else None,
+            entered_at=history[-1].at if history else None,
+            region=profile_region(ordered),
+            history=tuple(history),
+            moments=tuple(self.moments),
+            score=score,
+            scored_at=ordered[-1].event_time if ordered else None,
+            qualified=can_qualify and self.running >= definition.scoring.threshold,
+            excluded=excluded,
+            qualified_at=crossed.event_time if crossed is not None else None,
+            qualification_event_id=crossed.event_id if crossed is not None else None,
+            qualification_id=qualification_id(definition.name, crossed.event_id)
+            if crossed is not None
+            else None,
+        )
+
+
+class JourneyFolds:
+    """The latest :class:`JourneyFold` per profile id, for the profiles stage (bounded).
+
+    Holds folds of at most ``capacity`` facts in all (a fold keeps its facts); the
+    fold stored longest ago goes first. A missing entry only means a full replay.
+    Holds PII: :meth:`forget` an erased profile.
+    """
+
+    def __init__(self, capacity: int = 200_000) -> None:
+        self._folds: OrderedDict[str, JourneyFold] = OrderedDict()
+        self._capacity = capacity
+        self._facts = 0
+
+    def __len__(self) -> int:
+        return len(self._folds)
+
+    @property
+    def facts(self) -> int:
+        """Facts held by the stored folds."""
+        return self._facts
+
+    def get(self, profile_id: str) -> JourneyFold | None:
+        """The fold stored for ``profile_id``, if any."""
+        return self._folds.get(profile_id)
+
+    def put(self, profile_id: str, fold: JourneyFold) -> None:
+        """Store ``fold`` as the profile's latest."""
+        self.forget(profile_id)
+        self._folds[profile_id] = fold
+        self._facts += len(fold.facts)
+        while self._facts > self._capacity and self._folds:
+            _oldest, dropped = self._folds.popitem(last=False)
+            self._facts -= len(dropped.facts)
+
+    def forget(self, profile_id: str) -> None:
+        """Drop the profile's fold (erased or deleted)."""
+        dropped = self._folds.pop(profile_id, None)
+        if dropped is not None:
+            self._facts -= len(dropped.facts)
+
+
+def fold_journey(
+    ordered: Sequence[Fact],
+    definition: JourneyDefinition,
+    values: dict[str, str],
+    resume: JourneyFold | None = None,
+) -> JourneyFold:
+    """The fold of distinct ``ordered`` facts (sorted), resuming ``resume`` when it can.
+
+    ``values`` are the trait values of :func:`resolve_traits`. ``resume`` is not
+    changed; the fold returned is a new one (or ``resume`` itself when nothing
+    was added).
+    """
+    region = profile_region(ordered)
+    if resume is not None and resume.resumes(ordered, definition, values, region):
+        folded = len(resume.facts)
+        if folded == len(ordered):
+            return resume
+        fold = resume.copy()
+        fold.extend(ordered[folded:])
+        return fold
+    fold = JourneyFold(definition, values, region)
+    fold.extend(ordered)
+    return fold
+
+
 def evaluate_journey(
     facts: Iterable[Fact],
     definition: JourneyDefinition,
@@ -180,67 +410,4 @@ def evaluate_journey(
     """
     ordered = sort_facts(merge_fact_sets(facts).values())
     values = resolve_traits(traits, ordered)
-    region = profile_region(ordered)
-    rules = definition.rules_for(region)
-    first_only = definition.first_only_moments
-    stage: str | None = None
-    history: list[Transition] = []
-    moments: list[MomentOccurrence] = []
-    seen: set[str] = set()
-    for fact in ordered:
-        rule = _fire(fact, stage, rules, definition, values)
-        if rule is not None:
-            history.append(
-                Transition(
-                    from_stage=stage,
-                    to_stage=rule.stage,
-                    at=fact.event_time,
-                    event_id=fact.event_id,
-                    channel=fact.channel,
-                    rule=rule.id,
-                )
-            )
-            stage = rule.stage
-        names: list[str] = []
-        if rule is not None:
-            names.extend(name for name, to in definition.transition_moments if to == rule.stage)
-        names.extend(
-            name for name, match in definition.event_moments if match.applies(fact, values)
-        )
-        for name in dict.fromkeys(names):  # one occurrence per moment and event
-            if name in first_only and name in seen:
-                continue
-            seen.add(name)
-            moments.append(
-                MomentOccurrence(
-                    name=name,
-                    event_id=fact.event_id,
-                    at=fact.event_time,
-                    stage=stage,
-                    channel=fact.channel,
-                )
-            )
-    scored = lead_score(ordered, definition.scoring, values)
-    identifiers = tuple(identifiers)
-    excluded = exclusion_reason(identifiers, values, ordered, definition.qualification)
-    can_qualify = excluded is None and eligible(identifiers, values, definition.qualification)
-    crossed = scored.crossed if can_qualify else None
-    score = round(scored.score, SCORE_DIGITS)
-    return JourneyState(
-        journey=definition.name,
-        stage=stage,
-        owner=definition.owner(stage) if stage is not None else None,
-        entered_at=history[-1].at if history else None,
-        region=region,
-        history=tuple(history),
-        moments=tuple(moments),
-        score=score,
-        scored_at=ordered[-1].event_time if ordered else None,
-        qualified=can_qualify and scored.score >= definition.scoring.threshold,
-        excluded=excluded,
-        qualified_at=crossed.event_time if crossed is not None else None,
-        qualification_event_id=crossed.event_id if crossed is not None else None,
-        qualification_id=qualification_id(definition.name, crossed.event_id)
-        if crossed is not None
-        else None,
-    )
+    return fold_journey(ordered, definition, values).state(ordered, identifiers, values)

@@ -42,6 +42,15 @@ def fact_points(fact: Fact, scoring: Scoring, traits: Mapping[str, str]) -> floa
     return points
 
 
+def decayed(running: float, previous: Fact | None, fact: Fact, half_life: float) -> float:
+    """A running score at ``previous``'s time, decayed to ``fact``'s (``half_life`` in seconds)."""
+    if previous is None or not running:
+        return running
+    elapsed = (fact.event_time - previous.event_time).total_seconds()
+    factor: float = 0.5 ** (elapsed / half_life)
+    return running * factor
+
+
 def lead_score(ordered: Sequence[Fact], scoring: Scoring, traits: Mapping[str, str]) -> ScoreResult:
     """Score of distinct facts sorted by :func:`~cdp.profile.facts.order_key`.
 
@@ -53,10 +62,7 @@ def lead_score(ordered: Sequence[Fact], scoring: Scoring, traits: Mapping[str, s
     crossed: Fact | None = None
     previous: Fact | None = None
     for fact in ordered:
-        if previous is not None and running:
-            elapsed = (fact.event_time - previous.event_time).total_seconds()
-            running *= 0.5 ** (elapsed / half_life)
-        running += fact_points(fact, scoring, traits)
+        running = decayed(running, previous, fact, half_life) + fact_points(fact, scoring, traits)
         if crossed is None and running >= scoring.threshold:
             crossed = fact
         previous = fact

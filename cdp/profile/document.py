@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from cdp.journey.definition import JourneyDefinition
-from cdp.journey.engine import JourneyState, evaluate_journey
+from cdp.journey.engine import JourneyFolds, JourneyState, fold_journey, resolve_traits
 from cdp.messages import dumps
 from cdp.profile.computed import (
     ComputedTraits,
@@ -63,6 +63,7 @@ def build_profile(
     config: TraitConfig,
     identifiers: Iterable[str] = (),
     journey: JourneyDefinition | None = None,
+    folds: JourneyFolds | None = None,
 ) -> ProfileDocument:
     """The document of a profile: a pure function of the *set* of ``facts``.
 
@@ -73,12 +74,25 @@ def build_profile(
     profile's journey state (a pure function of the same fact set). Derived
     facts (computed traits of processors, :mod:`cdp.profile.derived`) count for
     the traits only: they are not events.
+
+    ``folds`` (the profiles stage's) keeps the journey replay per profile id, so
+    a profile whose new events sort after all its others, with the same rules and
+    values of the traits they test, replays only the new ones
+    (:class:`~cdp.journey.engine.JourneyFold`); the document is the same either way.
     """
     fact_set = merge_fact_sets(facts)
     everything = sort_facts(fact_set.values())
     ordered = [fact for fact in everything if not is_derived(fact)]  # the events
     keys = sorted(set(identifiers))
     traits = resolve_sorted(everything, config)
+    state = None
+    if journey is not None:
+        resume = None if folds is None else folds.get(profile_id)
+        values = resolve_traits(traits, ordered)
+        fold = fold_journey(ordered, journey, values, resume)
+        if folds is not None:
+            folds.put(profile_id, fold)
+        state = fold.state(ordered, keys, values)
     return ProfileDocument(
         profile_id=profile_id,
         identifiers=keys,
@@ -87,9 +101,7 @@ def build_profile(
         consent=consent_sorted(ordered),
         sources=sorted({fact.source for fact in ordered}),
         event_count=len(ordered),
-        journey=None
-        if journey is None
-        else evaluate_journey(ordered, journey, identifiers=keys, traits=traits),
+        journey=state,
     )
 
 

@@ -28,6 +28,7 @@ import faust
 
 from cdp.contracts.decode_once import DecodeOnce
 from cdp.journey.definition import JourneyDefinition
+from cdp.journey.engine import JourneyFolds
 from cdp.journey.handoff import QualificationCandidate
 from cdp.messages import (
     Assignment,
@@ -231,6 +232,7 @@ def register_profiles(
     source = raw_topic(app, topics.facts)
     table = json_table(app, "profile-members")
     parsed = ParsedFacts()
+    folds = JourneyFolds()
 
     def render(profile_id: str, state: dict[str, Any]) -> Rendered | None:
         members = state.get("m")
@@ -238,6 +240,7 @@ def register_profiles(
         if members is None:
             return None  # member list not known yet
         if not members:
+            folds.forget(profile_id)
             return Rendered(ProfileDelete(profile_id, version))
         facts_by_member = state.get("f", {})
         facts = [
@@ -245,7 +248,9 @@ def register_profiles(
             for member in members
             for event_id, fact in facts_by_member.get(member, {}).items()
         ]
-        document = build_profile(profile_id, facts, traits, identifiers=members, journey=journey)
+        document = build_profile(
+            profile_id, facts, traits, identifiers=members, journey=journey, folds=folds
+        )
         encoded = canonical_json(document)
         return Rendered(profile_upsert(document, encoded, version, journey), encoded, document)
 
@@ -294,6 +299,7 @@ def register_profiles(
                 message = parse_facts_message(event.message.value)
                 if isinstance(message, ProfileErased):
                     parsed.forget(e for facts in state["f"].values() for e in facts)
+                    folds.forget(_text(key))
                 _apply(state, message)
                 state["v"] = max(int(state["v"]), event.message.offset)
             rendered = []
