@@ -74,11 +74,12 @@ def create_app(settings: Settings) -> faust.App:
     journey = load_journey_or_default(settings.journey_config)
     store = ReadModelStore.from_settings(settings)
     outputs = Outputs(settings)
-    register_ingest(app, IngestStage(codec, topics, identity), topics, outputs)
-    register_identity(app, topics, identity, store, outputs)
     processors = discover(settings)  # processors/ plugins
-    # the facts stage and every event processor share one decode per canonical record
+    # the facts stage and every event processor share one decode per canonical record,
+    # none for the records this process's ingest stage wrote
     canonical = DecodeOnce(codec, readers=1 + sum(p.input is Input.EVENTS for p in processors))
+    register_ingest(app, IngestStage(codec, topics, identity), topics, outputs, canonical)
+    register_identity(app, topics, identity, store, outputs)
     register_facts(app, topics, canonical, outputs)
     traits = load_trait_config(settings.trait_config)
     register_profiles(app, topics, traits, store, outputs, journey)

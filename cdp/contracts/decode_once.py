@@ -7,6 +7,11 @@ the largest single item in the worker's profile). :class:`DecodeOnce` keeps the
 decoded event of a record until each of its ``readers`` took it, so the second and
 later readers get it for a dictionary lookup.
 
+The ingest stage of the same process hands over the events it encodes
+(:meth:`DecodeOnce.remember`): a canonical record whose bytes it wrote is not decoded
+at all, as long as it is read within ``capacity`` records written after it (records
+another worker process ingested are decoded as before).
+
 The cached event is never handed to user code: processors get a copy with their own
 containers (:func:`~cdp.contracts.events.private_copy`; the nested models are
 frozen), so no processor can change what the facts stage or another processor sees.
@@ -25,7 +30,8 @@ from cdp.errors import EventError
 DEFAULT_CAPACITY = 10_000
 """Most records kept at a time (the oldest go first); a reader that comes later decodes again.
 
-A decoded event takes about 3.6 KB, so at most about 36 MB. The readers of one record are
+A decoded event takes about 3.6 KB, so at most about 36 MB (twice that with the events ingest
+handed over, :meth:`DecodeOnce.remember`). The readers of one record are
 agents of the same process, apart by at most their input buffers and a batch (Faust's
 ``stream_buffer_maxsize``, 4,096, plus up to 1,000)."""
 
@@ -48,10 +54,13 @@ class DecodeOnce:
         self._readers = readers
         self._capacity = capacity
         self._entries: dict[Hashable, _Entry] = {}
+        self._written: dict[bytes, Event] = {}
         self.decoded = 0
         """Records decoded (cache misses) since the start."""
         self.shared = 0
         """Reads served from the cache since the start."""
+        self.remembered = 0
+        """Records not decoded because this process's ingest stage wrote them."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -76,12 +85,30 @@ class DecodeOnce:
             raise EventError(entry.error.reason, entry.error.detail)
         return entry.event
 
+    def remember(self, value: bytes, event: Event) -> None:
+        """``value`` is the canonical encoding of the valid ``event`` (written by ingest).
+
+        The first read of a record with exactly these bytes takes ``event`` instead of
+        decoding them. At most ``capacity`` are kept; the oldest go first.
+        """
+        written = self._written
+        written.pop(value, None)
+        written[value] = event
+        if len(written) > self._capacity:
+            del written[next(iter(written))]
+
     def _decode(self, position: Hashable, value: bytes | None) -> _Entry:
-        self.decoded += 1
-        try:
-            entry = _Entry(value, decode_canonical(self._codec, value), None, self._readers - 1)
-        except EventError as exc:
-            entry = _Entry(value, None, exc, self._readers - 1)
+        known = None if value is None else self._written.pop(value, None)
+        if known is not None:
+            self.remembered += 1
+            entry = _Entry(value, known, None, self._readers - 1)
+        else:
+            self.decoded += 1
+            try:
+                event = decode_canonical(self._codec, value)
+                entry = _Entry(value, event, None, self._readers - 1)
+            except EventError as exc:
+                entry = _Entry(value, None, exc, self._readers - 1)
         self._entries.pop(position, None)
         if entry.left > 0:
             while len(self._entries) >= self._capacity:

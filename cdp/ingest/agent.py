@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 
+from cdp.contracts.decode_once import DecodeOnce
 from cdp.ingest.stage import Accepted, IngestStage
 from cdp.metrics import count_ingest
 from cdp.outputs import Outputs
@@ -21,8 +22,19 @@ from cdp.streams import raw_topic, send_dead_letter, source_record, stage_agent
 from cdp.topics import Topics
 
 
-def register_ingest(app: faust.App, stage: IngestStage, topics: Topics, outputs: Outputs) -> Any:
-    """Attach the ingest agent (concurrency 1) to ``app``; return the agent."""
+def register_ingest(
+    app: faust.App,
+    stage: IngestStage,
+    topics: Topics,
+    outputs: Outputs,
+    canonical: DecodeOnce | None = None,
+) -> Any:
+    """Attach the ingest agent (concurrency 1) to ``app``; return the agent.
+
+    With ``canonical`` (the process's shared decoder of the canonical topic), the
+    events it writes are handed over, so the readers of the canonical topic in this
+    process need not decode them again.
+    """
     source = raw_topic(app, *topics.channels)
 
     async def ingest(stream: Any) -> None:
@@ -43,6 +55,8 @@ def register_ingest(app: faust.App, stage: IngestStage, topics: Topics, outputs:
                         result.event.event_id.encode(),
                         result.observation.to_bytes(),
                     )
+                    if canonical is not None:
+                        canonical.remember(result.value, result.event)
                     count_ingest(message.topic, "accepted")
                 else:
                     send_dead_letter(out, topics.deadletter, result)

@@ -6,14 +6,25 @@ import pytest
 
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.decode_once import DecodeOnce
-from cdp.contracts.events import Event, decode_canonical, encode_canonical, private_copy
+from cdp.contracts.events import (
+    CHANNEL_SUBJECTS,
+    Event,
+    decode_canonical,
+    encode_canonical,
+    event_to_avro,
+    private_copy,
+)
 from cdp.contracts.examples import example_events
 from cdp.contracts.registry import LocalSchemaRegistry
+from cdp.deadletter import SourceRecord
 from cdp.errors import EventError, ReasonCode
+from cdp.ingest.stage import Accepted, IngestStage
 from cdp.processors import State, processor
 from cdp.processors.steps import on_event
 from cdp.profile.facts import fact_from_event
+from cdp.samples import generate
 from cdp.settings import PROJECT_ROOT
+from cdp.topics import Topics
 
 CODEC = AvroCodec(LocalSchemaRegistry(PROJECT_ROOT / "schemas"))
 EVENTS = example_events()
@@ -93,3 +104,37 @@ def test_private_copy_is_equal_with_containers_of_its_own() -> None:
         assert copy.identifiers is not event.identifiers
         assert copy.traits is not event.traits
         assert copy.consents is not event.consents
+
+
+def test_records_the_ingest_stage_wrote_are_not_decoded() -> None:
+    shared = DecodeOnce(CODEC, readers=2, capacity=2)
+    for event, value in zip(EVENTS[:3], RECORDS[:3], strict=True):
+        shared.remember(value, event)
+    # the oldest was pushed out: decoded; the others are the very events ingest made
+    first = shared.event(("t", 0, 0), RECORDS[0])
+    assert first == EVENTS[0] and first is not EVENTS[0]
+    assert shared.event(("t", 0, 1), RECORDS[1]) is EVENTS[1]
+    assert shared.event(("t", 0, 1), RECORDS[1]) is EVENTS[1]  # the second reader
+    assert shared.event(("t", 0, 2), RECORDS[2]) is EVENTS[2]
+    assert (shared.decoded, shared.remembered, shared.shared) == (1, 2, 1)
+    # taken once: the same bytes read again at another position (a duplicate) decode
+    assert shared.event(("t", 0, 5), RECORDS[2]) == EVENTS[2]
+    assert shared.decoded == 2
+
+
+def test_a_written_event_equals_its_decoded_record() -> None:
+    # what makes handing ingest's events over safe: decoding gives the same event
+    for event, value in zip(EVENTS, RECORDS, strict=True):
+        decoded = decode_canonical(CODEC, value)
+        assert decoded == event
+        assert fact_from_event(decoded).to_json() == fact_from_event(event).to_json()
+
+
+def test_ingest_events_equal_their_decoded_canonical_records() -> None:
+    stage = IngestStage(CODEC, Topics("ns"))
+    for offset, event in enumerate(generate(60, 10, seed=5).events):
+        value = CODEC.encode(CHANNEL_SUBJECTS[event.channel], event_to_avro(event))
+        record = SourceRecord(f"ns.channel.{event.channel}", 0, offset, None, value)
+        result = stage.process(record)
+        assert isinstance(result, Accepted)
+        assert decode_canonical(CODEC, result.value) == result.event
