@@ -283,35 +283,34 @@ def ensure_topics(
                 f"topic {spec.name} has {len(existing[spec.name].partitions)} partitions,"
                 f" {spec.partitions} declared"
             )
-    _raise_message_limits(admin, [spec for spec in wanted if spec.name in existing], timeout)
     missing = [spec for spec in wanted if spec.name not in existing]
-    if not missing:
-        return []
-    futures = admin.create_topics(
-        [
-            NewTopic(
-                s.name,
-                num_partitions=s.partitions,
-                replication_factor=s.replication,
-                config=s.broker_config(),
-            )
-            for s in missing
-        ],
-        operation_timeout=timeout,
-    )
-    created = []
-    for name, future in futures.items():
-        try:
-            future.result()
-            created.append(name)
-        except Exception as exc:  # concurrent creation by another process is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
-    deadline = time.monotonic() + timeout
-    _wait_for_leaders(admin, [spec.name for spec in missing], timeout)
-    _wait_until_served(admin, missing, max(deadline - time.monotonic(), 1.0))
-    # topics another process created meanwhile (or that the metadata did not list yet)
-    _raise_message_limits(admin, [spec for spec in missing if spec.name not in created], timeout)
+    created: list[str] = []
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    s.name,
+                    num_partitions=s.partitions,
+                    replication_factor=s.replication,
+                    config=s.broker_config(),
+                )
+                for s in missing
+            ],
+            operation_timeout=timeout,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except Exception as exc:  # concurrent creation by another process is fine
+                if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                    raise
+        deadline = time.monotonic() + timeout
+        _wait_for_leaders(admin, [spec.name for spec in missing], timeout)
+        _wait_until_served(admin, missing, max(deadline - time.monotonic(), 1.0))
+    # existing topics, and those another process created meanwhile (or that the
+    # metadata did not list yet), may have a lower limit
+    _raise_message_limits(admin, [spec for spec in wanted if spec.name not in created], timeout)
     return sorted(created)
 
 
