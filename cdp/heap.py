@@ -16,9 +16,13 @@ a reference cycle, so those scans find nothing.
 garbage that reached the oldest generation since the last freeze would then be
 kept for good, so every ``sweep_every_s`` the frozen objects are unfrozen and one
 full collection runs (logged with its duration and what it freed). A sweep pauses
-the worker for about 1.4 µs per tracked object (0.3 to 1.1 s for the 150,000 to 760,000
-objects of a worker with 10,000 profiles); in the benchmark runs it never found
-anything to free.
+the worker for about 1 to 2 µs per tracked object: 0.3 to 1.1 s for the 150,000 to
+760,000 objects of a worker with 10,000 profiles, 4 s for 3.8 million. A pause longer
+than the consumer's session timeout costs a rebalance, so a sweep whose expected
+pause (frozen objects times the cost per object of the last sweep, 1.5 µs before
+the first) exceeds ``max_pause_s`` is skipped with a warning: the frozen cyclic
+garbage then stays until the process restarts. In the benchmark runs sweeps found
+at most 10 unreachable objects.
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ log = logging.getLogger(__name__)
 
 SLOW_SWEEP_S = 1.0
 """A sweep at least this long is logged as a warning (it pauses the whole worker)."""
+
+SWEEP_COST_PER_OBJECT_S = 1.5e-6
+"""Expected pause per frozen object before a sweep has been measured (1.05 to 2 µs seen)."""
+
+MEASURED_SWEEP_MIN_OBJECTS = 100_000
+"""A sweep of at least this many objects sets the cost per object of the next estimate
+(smaller ones are dominated by fixed costs)."""
 
 
 class Collector(Protocol):
@@ -55,28 +66,52 @@ class HeapFreezer:
         freeze_every_s: float,
         sweep_every_s: float,
         *,
+        max_pause_s: float = 5.0,
         collector: Collector = gc,
         clock: Callable[[], float] = time.monotonic,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
-        if freeze_every_s <= 0 or sweep_every_s <= 0:
-            raise ValueError("HeapFreezer intervals must be positive")
+        if freeze_every_s <= 0 or sweep_every_s <= 0 or max_pause_s <= 0:
+            raise ValueError("HeapFreezer intervals and max_pause_s must be positive")
         self.freeze_every_s = freeze_every_s
         self.sweep_every_s = sweep_every_s
+        self.max_pause_s = max_pause_s
+        self.cost_per_object_s = SWEEP_COST_PER_OBJECT_S
+        """The expected sweep pause per frozen object: the last measured one."""
         self._gc = collector
         self._clock = clock
+        self._timer = timer
         self._swept_at = clock()
 
     def tick(self) -> str:
-        """Freeze (``"froze"``) or, once per sweep interval, sweep and freeze (``"swept"``)."""
+        """Freeze (``"froze"``) or, once per sweep interval, sweep and freeze (``"swept"``).
+
+        A due sweep whose expected pause exceeds ``max_pause_s`` only freezes
+        (``"skipped"``) and logs a warning.
+        """
         now = self._clock()
         if now - self._swept_at >= self.sweep_every_s:
             self._swept_at = now
-            started = time.perf_counter()
             frozen = self._gc.get_freeze_count()
+            expected = frozen * self.cost_per_object_s
+            if expected > self.max_pause_s:
+                log.warning(
+                    "gc sweep skipped: %d frozen objects would pause the worker about %.1f s,"
+                    " more than CDP_WORKER_GC_SWEEP_MAX_PAUSE_S=%.1f s; frozen cyclic garbage"
+                    " stays until the worker restarts (spread the load over more workers)",
+                    frozen,
+                    expected,
+                    self.max_pause_s,
+                )
+                self._freeze()
+                return "skipped"
+            started = self._timer()
             self._gc.unfreeze()
             freed = self._gc.collect()
             self._gc.freeze()
-            took = time.perf_counter() - started
+            took = self._timer() - started
+            if frozen >= MEASURED_SWEEP_MIN_OBJECTS:
+                self.cost_per_object_s = took / frozen
             log.log(
                 logging.WARNING if took >= SLOW_SWEEP_S else logging.INFO,
                 "gc sweep: %d objects were frozen, %d unreachable found, %.2f s%s",
@@ -86,16 +121,21 @@ class HeapFreezer:
                 " (the worker did nothing else meanwhile)" if took >= SLOW_SWEEP_S else "",
             )
             return "swept"
-        self._gc.collect(1)
-        self._gc.freeze()
+        self._freeze()
         return "froze"
 
+    def _freeze(self) -> None:
+        self._gc.collect(1)
+        self._gc.freeze()
 
-def install(app: Any, freeze_every_s: float, sweep_every_s: float) -> HeapFreezer | None:
+
+def install(
+    app: Any, freeze_every_s: float, sweep_every_s: float, max_pause_s: float
+) -> HeapFreezer | None:
     """Run a :class:`HeapFreezer` on ``app``'s timer (``freeze_every_s`` 0: off)."""
     if freeze_every_s <= 0:
         return None
-    freezer = HeapFreezer(freeze_every_s, sweep_every_s)
+    freezer = HeapFreezer(freeze_every_s, sweep_every_s, max_pause_s=max_pause_s)
 
     async def freeze_heap() -> None:
         freezer.tick()

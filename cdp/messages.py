@@ -15,9 +15,20 @@ from typing import Any
 import orjson
 
 
+def embed_json(value: Any) -> Any:
+    """``default`` of :func:`orjson.dumps`: ``bytes`` are JSON already and go in as they are.
+
+    The stages keep each fact as its canonical JSON bytes (:func:`cdp.profile.facts.encode_fact`)
+    and write them into table changelogs and ``profile.facts`` messages unchanged.
+    """
+    if isinstance(value, bytes):
+        return orjson.Fragment(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def dumps(value: Any) -> bytes:
-    """Canonical compact JSON bytes (sorted keys, UTF-8)."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    """Canonical compact JSON bytes (sorted keys, UTF-8); ``bytes`` values are embedded JSON."""
+    return orjson.dumps(value, default=embed_json, option=orjson.OPT_SORT_KEYS)
 
 
 @dataclass(frozen=True)
@@ -98,7 +109,7 @@ class FactsAdded:
 
     member: str
     facts: Mapping[str, Any]
-    """event id -> fact (JSON form)."""
+    """event id -> fact: its canonical JSON bytes (a parsed message) or its JSON form."""
 
     def to_bytes(self) -> bytes:
         """Serialise."""
@@ -154,7 +165,7 @@ def parse_facts_message(data: bytes) -> FactsMessage:
     raw = orjson.loads(data)
     op = raw["op"]
     if op == "add":
-        return FactsAdded(raw["m"], raw["f"])
+        return FactsAdded(raw["m"], {event_id: dumps(fact) for event_id, fact in raw["f"].items()})
     if op == "release":
         return MemberReleased(raw["m"])
     if op == "members":

@@ -20,6 +20,9 @@ from cdp.errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 """The checkout this package lives in (``schemas/`` and ``processors/`` sit here)."""
 
+WORKER_SESSION_TIMEOUT_S = 10.0
+"""A worker that sends no heartbeat for this long loses its partitions (a rebalance)."""
+
 
 class Settings(BaseSettings):
     """Platform configuration, read from ``CDP_*`` environment variables."""
@@ -104,6 +107,14 @@ class Settings(BaseSettings):
         default=3600.0,
         gt=0,
         description="Seconds between full garbage collections of the frozen heap (cdp.heap).",
+    )
+    worker_gc_sweep_max_pause_s: float = Field(
+        default=5.0,
+        gt=0,
+        lt=WORKER_SESSION_TIMEOUT_S,
+        description="Longest expected pause of a full garbage collection; a sweep expected"
+        " to take longer is skipped (cdp.heap). Below the 10 s session timeout, since the"
+        " worker sends no heartbeat meanwhile.",
     )
     input_stall_warn_s: float = Field(
         default=30.0,

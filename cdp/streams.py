@@ -11,6 +11,7 @@ import orjson
 
 from cdp.deadletter import DeadLetter, SourceRecord, headers_to_tuples
 from cdp.errors import EventError, ReasonCode
+from cdp.messages import embed_json
 from cdp.outputs import OutputBatch
 
 log = logging.getLogger(__name__)
@@ -118,10 +119,12 @@ def put(table: Any, out: OutputBatch, partition: int, key: bytes, value: Any) ->
     ``partition`` is the table partition (that of the input record the key came
     from). The record has the form Faust restores from (raw key, JSON value); it
     is durable once ``out`` is delivered, which the stages await before Faust
-    acks the input, so committed input never runs ahead of the table.
+    acks the input, so committed input never runs ahead of the table. ``bytes`` inside
+    ``value`` are JSON already (facts, :func:`cdp.messages.embed_json`).
     """
     table.data[key] = value
-    out.send(table.changelog_topic.get_topic_name(), key, orjson.dumps(value), partition=partition)
+    record = orjson.dumps(value, default=embed_json)
+    out.send(table.changelog_topic.get_topic_name(), key, record, partition=partition)
 
 
 def delete(table: Any, out: OutputBatch, partition: int, key: bytes) -> None:

@@ -34,7 +34,7 @@ from cdp.processors.api import Input
 from cdp.profile.stage import register_facts, register_profiles
 from cdp.profile.survivorship import load_trait_config
 from cdp.serve.store import ReadModelStore
-from cdp.settings import Settings
+from cdp.settings import WORKER_SESSION_TIMEOUT_S, Settings
 from cdp.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.replication_factor,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=1.0,
-        broker_session_timeout=10.0,  # a killed worker's partitions move on after 10 s
+        broker_session_timeout=WORKER_SESSION_TIMEOUT_S,  # a killed worker's partitions move on
         broker_heartbeat_interval=2.0,
         producer_acks=-1,
         producer_max_request_size=settings.max_message_bytes,
@@ -68,7 +68,12 @@ def create_app(settings: Settings) -> faust.App:
         Monitor=LeanMonitor,  # no per-record bookkeeping for web views the worker does not run
     )
     in_order.reads_again_what_resuming_clears(app)  # nothing thrown away at a rebalance's end
-    heap.install(app, settings.worker_gc_freeze_s, settings.worker_gc_sweep_s)
+    heap.install(
+        app,
+        settings.worker_gc_freeze_s,
+        settings.worker_gc_sweep_s,
+        settings.worker_gc_sweep_max_pause_s,
+    )
     codec = AvroCodec(registry_from_settings(settings))
     identity = load_identity_config(settings.identity_config)
     journey = load_journey_or_default(settings.journey_config)

@@ -42,7 +42,7 @@ from cdp.messages import (
 from cdp.outputs import OutputBatch, Outputs
 from cdp.profile.derived import parse_derived_fact
 from cdp.profile.document import ProfileDocument, build_profile, canonical_json
-from cdp.profile.facts import Fact, ParsedFacts, fact_from_event
+from cdp.profile.facts import Fact, ParsedFacts, encode_fact, encode_facts, fact_from_event
 from cdp.profile.survivorship import TraitConfig
 from cdp.serve.journey import profile_upsert
 from cdp.serve.outage import apply_waiting
@@ -78,6 +78,7 @@ def register_facts(app: faust.App, topics: Topics, canonical: DecodeOnce, output
 
     @assignment_table.on_recover  # type: ignore[untyped-decorator]
     async def republish() -> None:
+        _facts_as_bytes(facts_table.data)
         out = outputs.batch()
         sent = 0
         for key, facts in list(facts_table.items()):
@@ -154,7 +155,7 @@ class FactsBatch:
 
     def add(self, key: bytes, partition: int, fact: Fact, *, derived: bool) -> None:
         """Keep ``fact`` under identifier ``key``; forward it to the identifier's profile."""
-        encoded = fact.to_json()
+        encoded = encode_fact(fact.to_json())
         changed = self._changed["f"].get(key)
         if changed is not None and changed[1] is not None:
             known: dict[str, Any] = changed[1]  # this batch's own copy: change it in place
@@ -272,6 +273,7 @@ def register_profiles(
 
     @table.on_recover  # type: ignore[untyped-decorator]
     async def republish() -> None:
+        _profile_facts_as_bytes(table.data)
         rendered = []
         for key, state in list(table.items()):
             result = render(_text(key), state)
@@ -398,6 +400,27 @@ def _apply(
         state["m"] = sorted(message.members)
         if message.members:
             state.pop("x", None)
+
+
+def _facts_as_bytes(data: Any) -> None:
+    """Keep the facts of a recovered ``facts-by-identifier`` table as :func:`encode_fact` bytes.
+
+    Faust restores table values from their changelog JSON as parsed JSON; the stage
+    keeps facts as bytes (half the memory, nothing for the garbage collector).
+    """
+    for key, facts in list(data.items()):
+        if facts and not all(isinstance(fact, bytes) for fact in facts.values()):
+            data[key] = encode_facts(facts)
+
+
+def _profile_facts_as_bytes(data: Any) -> None:
+    """:func:`_facts_as_bytes` for the ``profile-members`` table (facts per member)."""
+    for key, state in list(data.items()):
+        by_member = state.get("f") if isinstance(state, dict) else None
+        if by_member and not all(
+            isinstance(fact, bytes) for facts in by_member.values() for fact in facts.values()
+        ):
+            data[key] = {**state, "f": {m: encode_facts(f) for m, f in by_member.items()}}
 
 
 def _parse_assignment(value: bytes) -> str:

@@ -14,8 +14,9 @@ from cdp.heap import HeapFreezer
 class FakeCollector:
     """Records the calls the freezer makes to the ``gc`` module."""
 
-    def __init__(self) -> None:
+    def __init__(self, frozen: int = 0) -> None:
         self.calls: list[str] = []
+        self.frozen = frozen
 
     def collect(self, generation: int = 2) -> int:
         self.calls.append(f"collect({generation})")
@@ -28,7 +29,7 @@ class FakeCollector:
         self.calls.append("unfreeze")
 
     def get_freeze_count(self) -> int:
-        return 0
+        return self.frozen
 
 
 def test_it_freezes_after_a_young_collection_and_sweeps_in_full_once_per_interval() -> None:
@@ -45,6 +46,48 @@ def test_it_freezes_after_a_young_collection_and_sweeps_in_full_once_per_interva
     assert freezer.tick() == "froze"  # the next sweep is due at 220
     with pytest.raises(ValueError, match="positive"):
         HeapFreezer(0, 60.0)
+    with pytest.raises(ValueError, match="positive"):
+        HeapFreezer(10.0, 60.0, max_pause_s=0)
+
+
+def test_a_sweep_expected_to_pause_longer_than_the_limit_only_freezes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+    fake = FakeCollector(frozen=4_000_000)  # 6 s at the default 1.5 µs per object
+    freezer = HeapFreezer(10.0, 60.0, max_pause_s=5.0, collector=fake, clock=lambda: now[0])
+    now[0] = 60.0
+    assert freezer.tick() == "skipped"
+    assert fake.calls == ["collect(1)", "freeze"]  # never unfrozen
+    assert "gc sweep skipped: 4000000 frozen objects" in caplog.text
+    assert "CDP_WORKER_GC_SWEEP_MAX_PAUSE_S=5.0" in caplog.text
+    fake.frozen = 3_000_000  # 4.5 s: within the limit
+    now[0] = 120.0
+    assert freezer.tick() == "swept"
+
+
+def test_the_expected_pause_is_the_cost_per_object_of_the_last_large_sweep() -> None:
+    now = [0.0]
+    elapsed = iter([0.0, 2.0, 10.0, 10.5])  # two sweeps: 2.0 s, then 0.5 s
+    fake = FakeCollector(frozen=4_000_000)
+    freezer = HeapFreezer(
+        10.0,
+        60.0,
+        max_pause_s=9.0,
+        collector=fake,
+        clock=lambda: now[0],
+        timer=lambda: next(elapsed),
+    )
+    now[0] = 60.0
+    assert freezer.tick() == "swept"  # 6 s expected at 1.5 µs, 2 s taken: 0.5 µs
+    assert freezer.cost_per_object_s == pytest.approx(0.5e-6)
+    fake.frozen = 50_000  # too few to measure the cost per object by
+    now[0] = 120.0
+    assert freezer.tick() == "swept"
+    assert freezer.cost_per_object_s == pytest.approx(0.5e-6)
+    fake.frozen = 20_000_000  # 10 s at 0.5 µs (30 s at the default)
+    now[0] = 180.0
+    assert freezer.tick() == "skipped"
 
 
 @pytest.fixture()

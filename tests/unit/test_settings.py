@@ -33,6 +33,7 @@ def test_environment_variables_override(monkeypatch: pytest.MonkeyPatch) -> None
         ("CDP_NAMESPACE", "Bad Name"),
         ("CDP_LOG_LEVEL", "loud"),
         ("CDP_MAX_MESSAGE_BYTES", "1000000"),
+        ("CDP_WORKER_GC_SWEEP_MAX_PAUSE_S", "10"),  # not below the session timeout
     ],
 )
 def test_bad_value_names_the_setting(

@@ -30,8 +30,10 @@ def test_messages_round_trip() -> None:
     observation = Observation("e1", when, ("email:a@example.com", "phone:+4915112345678"))
     assert Observation.parse(observation.to_bytes()) == observation
     assert Assignment.parse(Assignment("p-1", 7).to_bytes()) == Assignment("p-1", 7)
-    added = FactsAdded("email:a@example.com", {"e1": {"id": "e1"}})
-    assert parse_facts_message(added.to_bytes()) == added
+    added = FactsAdded("email:a@example.com", {"e1": b'{"id":"e1","t":"2026-03-01"}'})
+    assert parse_facts_message(added.to_bytes()) == added  # facts are parsed as their JSON bytes
+    as_json = FactsAdded("email:a@example.com", {"e1": {"t": "2026-03-01", "id": "e1"}})
+    assert parse_facts_message(as_json.to_bytes()) == added
     assert parse_facts_message(MemberReleased("k").to_bytes()) == MemberReleased("k")
     assert parse_facts_message(MembersSet(("a", "b"), 3).to_bytes()) == MembersSet(("a", "b"), 3)
     assert parse_facts_message(ProfileErased(9).to_bytes()) == ProfileErased(9)
