@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 
 from cdp.contracts.events import Event
-from cdp.messages import dumps
+from cdp.messages import dumps_to_keep
 
 DataValue = str | int
 """A type-specific value of a fact: ids, codes and amounts as text, counts as int."""
@@ -337,9 +337,10 @@ def encode_fact(data: Mapping[str, Any] | bytes) -> bytes:
 
     Kept as bytes, a stored fact costs about half the memory of its parsed JSON and
     nothing to Python's garbage collector (bytes are not tracked), and it is written
-    into changelogs and messages as it is (:func:`cdp.messages.embed_json`).
+    into changelogs and messages as it is (:func:`cdp.messages.embed_json`), in a
+    right-sized buffer (:func:`cdp.messages.dumps_to_keep`).
     """
-    return data if isinstance(data, bytes) else dumps(data)
+    return data if isinstance(data, bytes) else dumps_to_keep(data)
 
 
 def encode_facts(facts: Mapping[str, Any]) -> dict[str, bytes]:

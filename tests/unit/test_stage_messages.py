@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -17,6 +18,8 @@ from cdp.messages import (
     MembersSet,
     Observation,
     ProfileErased,
+    dumps,
+    dumps_to_keep,
     parse_facts_message,
     parse_identity_input,
 )
@@ -107,3 +110,21 @@ def test_identity_writes_always_carry_the_alias() -> None:
     writes = identity_writes("email:x@example.com", "p-1", 5)
     assert writes[0] == IdentifierLink("email:x@example.com", "p-1", 5)
     assert isinstance(writes[1], AliasSet) and writes[1].profile_id == "p-1"
+
+
+def test_kept_json_bytes_are_right_sized() -> None:
+    """orjson returns 4 KiB buffers for short JSON; facts kept in memory are copied to size."""
+    fact = {"id": "e1", "t": "2026-03-01T00:00:00Z", "ch": "web", "ty": "page_view", "src": "s"}
+    message = FactsAdded("k", {"e1": fact}).to_bytes()
+    tracemalloc.start()
+    try:
+        kept = [dumps_to_keep(fact) for _ in range(1000)]
+        per_fact = tracemalloc.get_traced_memory()[0] / len(kept)
+        tracemalloc.clear_traces()
+        parsed = [parse_facts_message(message) for _ in range(1000)]
+        per_message = tracemalloc.get_traced_memory()[0] / len(parsed)
+    finally:
+        tracemalloc.stop()
+    assert kept[0] == dumps(fact) == parsed[0].facts["e1"]  # type: ignore[union-attr]
+    assert per_fact < 2 * len(kept[0])  # about 4,100 bytes without the copy
+    assert per_message < 1000
