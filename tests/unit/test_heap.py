@@ -66,9 +66,9 @@ def test_a_sweep_expected_to_pause_longer_than_the_limit_only_freezes(
     assert freezer.tick() == "swept"
 
 
-def test_the_expected_pause_is_the_cost_per_object_of_the_last_large_sweep() -> None:
+def test_the_expected_pause_uses_the_highest_cost_per_object_measured() -> None:
     now = [0.0]
-    elapsed = iter([0.0, 2.0, 10.0, 10.5])  # two sweeps: 2.0 s, then 0.5 s
+    elapsed = iter([0.0, 8.0, 10.0, 10.5])  # two sweeps: 8.0 s, then 0.5 s
     fake = FakeCollector(frozen=4_000_000)
     freezer = HeapFreezer(
         10.0,
@@ -79,15 +79,27 @@ def test_the_expected_pause_is_the_cost_per_object_of_the_last_large_sweep() -> 
         timer=lambda: next(elapsed),
     )
     now[0] = 60.0
-    assert freezer.tick() == "swept"  # 6 s expected at 1.5 µs, 2 s taken: 0.5 µs
-    assert freezer.cost_per_object_s == pytest.approx(0.5e-6)
-    fake.frozen = 50_000  # too few to measure the cost per object by
+    assert freezer.tick() == "swept"  # 6 s expected at 1.5 µs, 8 s taken: 2 µs
+    assert freezer.cost_per_object_s == pytest.approx(2e-6)
+    fake.frozen = 1_000_000  # 0.5 s: 0.5 µs per object does not lower the estimate
     now[0] = 120.0
     assert freezer.tick() == "swept"
-    assert freezer.cost_per_object_s == pytest.approx(0.5e-6)
-    fake.frozen = 20_000_000  # 10 s at 0.5 µs (30 s at the default)
+    assert freezer.cost_per_object_s == pytest.approx(2e-6)
+    fake.frozen = 4_600_000  # 9.2 s at 2 µs (6.9 s at the default)
     now[0] = 180.0
     assert freezer.tick() == "skipped"
+
+
+def test_a_small_sweep_does_not_set_the_cost_per_object() -> None:
+    now = [0.0]
+    elapsed = iter([0.0, 1.0])  # 20 µs per object: fixed costs
+    fake = FakeCollector(frozen=50_000)
+    freezer = HeapFreezer(
+        10.0, 60.0, collector=fake, clock=lambda: now[0], timer=lambda: next(elapsed)
+    )
+    now[0] = 60.0
+    assert freezer.tick() == "swept"
+    assert freezer.cost_per_object_s == pytest.approx(1.5e-6)
 
 
 @pytest.fixture()
