@@ -376,10 +376,8 @@ class ParsedFacts:
         """The :class:`Fact` of JSON ``data`` (:func:`encode_fact` bytes), cached under ``key``
         (the fact's event id)."""
         entry = self._entries.get(key)
-        if entry is not None and (entry[0] is data or entry[0] == data):
-            return entry[1]
         encoded = encode_fact(data)
-        if entry is not None and entry[0] == encoded:
+        if entry is not None and entry[0] == encoded:  # bytes compare the same object at once
             return entry[1]
         fact = Fact.from_json(orjson.loads(encoded))
         if entry is None and len(self._entries) >= self._capacity:

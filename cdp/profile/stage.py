@@ -409,18 +409,15 @@ def _facts_as_bytes(data: Any) -> None:
     keeps facts as bytes (half the memory, nothing for the garbage collector).
     """
     for key, facts in list(data.items()):
-        if facts and not all(isinstance(fact, bytes) for fact in facts.values()):
+        if facts:
             data[key] = encode_facts(facts)
 
 
 def _profile_facts_as_bytes(data: Any) -> None:
     """:func:`_facts_as_bytes` for the ``profile-members`` table (facts per member)."""
     for key, state in list(data.items()):
-        by_member = state.get("f") if isinstance(state, dict) else None
-        if by_member and not all(
-            isinstance(fact, bytes) for facts in by_member.values() for fact in facts.values()
-        ):
-            data[key] = {**state, "f": {m: encode_facts(f) for m, f in by_member.items()}}
+        if state.get("f"):
+            data[key] = {**state, "f": {m: encode_facts(f) for m, f in state["f"].items()}}
 
 
 def _parse_assignment(value: bytes) -> str:
