@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -23,11 +24,18 @@ def settings_env(settings: Settings, **overrides: str) -> dict[str, str]:
 
 
 class WorkerProcess:
-    """``python -m cdp worker`` in a subprocess; log goes to ``log_path``."""
+    """``python -m cdp worker`` in a subprocess; log goes to ``log_path``.
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    ``module_args`` replaces ``cdp worker`` (``python -m`` and these arguments), for
+    benchmarks that run other Faust apps the same way.
+    """
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, module_args: Sequence[str] = ("cdp", "worker")
+    ) -> None:
         self.env = env
         self.log_path = log_path
+        self.module_args = tuple(module_args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> WorkerProcess:
@@ -35,7 +43,7 @@ class WorkerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cdp", "worker"],
+            [sys.executable, "-m", *self.module_args],
             cwd=str(PROJECT_ROOT),
             env=self.env,
             stdout=log,

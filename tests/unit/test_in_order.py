@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -411,6 +412,71 @@ def test_a_suspended_flow_cuts_a_waiting_delivery_short() -> None:
         return seen
 
     assert asyncio.run(scenario()) == ["cleaned up"]
+
+
+class _Buffered:
+    """What :func:`cdp.in_order.wait_for_room` uses of Faust's consumer: the partition's
+    channels (``app.topics._tp_index``) with their queues, and the flow state."""
+
+    def __init__(self, *queues: asyncio.Queue[int]) -> None:
+        channels = [SimpleNamespace(queue=queue) for queue in queues]
+        self.app = SimpleNamespace(topics=SimpleNamespace(_tp_index={IN_A: channels}))
+        self.flow_active = True
+        self.should_stop = False
+
+
+def _full_queue(size: int) -> asyncio.Queue[int]:
+    queue: asyncio.Queue[int] = asyncio.Queue(maxsize=size)
+    for n in range(size):
+        queue.put_nowait(n)
+    return queue
+
+
+def test_a_full_stream_buffer_is_waited_for_until_half_of_it_is_free() -> None:
+    """Not one record at a time: the agent takes half of the buffer before the next record."""
+
+    async def scenario() -> tuple[bool, list[int]]:
+        queue = _full_queue(8)
+        sizes_seen: list[int] = []
+
+        async def agent() -> None:
+            while True:
+                await asyncio.sleep(0.002)
+                queue.get_nowait()
+
+        taking = asyncio.create_task(agent())
+        waited = await asyncio.wait_for(in_order.wait_for_room(_Buffered(queue), IN_A), 5)
+        sizes_seen.append(queue.qsize())
+        taking.cancel()
+        return waited, sizes_seen
+
+    waited, sizes = asyncio.run(scenario())
+    assert waited
+    assert sizes[0] <= 4
+
+
+def test_a_buffer_with_room_or_an_unknown_partition_is_not_waited_for() -> None:
+    async def scenario() -> tuple[bool, bool]:
+        queue: asyncio.Queue[int] = asyncio.Queue(maxsize=8)
+        queue.put_nowait(1)
+        room = await in_order.wait_for_room(_Buffered(queue), IN_A)
+        unknown = await in_order.wait_for_room(_Buffered(_full_queue(8)), IN_B)
+        return room, unknown
+
+    assert asyncio.run(scenario()) == (False, False)
+
+
+def test_a_suspended_flow_ends_the_wait_for_room() -> None:
+    """A rebalance empties the buffers itself; the delivery is then cut short as before."""
+
+    async def scenario() -> int:
+        queue = _full_queue(8)
+        consumer = _Buffered(queue)
+        asyncio.get_running_loop().call_later(0.02, setattr, consumer, "flow_active", False)
+        await asyncio.wait_for(in_order.wait_for_room(consumer, IN_A), 5)
+        return queue.qsize()
+
+    assert asyncio.run(scenario()) == 8
 
 
 # ------------------------------------------------- input that stops where the loop can't see
