@@ -98,6 +98,21 @@ def topic_records(settings: Settings) -> dict[str, int]:
         consumer.close()
 
 
+def uncommitted(consumer: Consumer, topics: Sequence[str]) -> int:
+    """Records the group of ``consumer`` has not committed, over every partition of ``topics``."""
+    metadata = consumer.list_topics(timeout=10)
+    partitions = [
+        TopicPartition(topic, partition)
+        for topic in topics
+        for partition in metadata.topics[topic].partitions
+    ]
+    lag = 0
+    for tp in consumer.committed(partitions, timeout=10):
+        _low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        lag += high - max(tp.offset, 0)
+    return lag
+
+
 def start_workers(settings: Settings, count: int, logs: Path) -> list[WorkerProcess]:
     """Start ``count`` ``cdp worker`` processes on the namespace (log level warning)."""
     env = settings_env(settings, CDP_LOG_LEVEL="warning")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
 from bench.common import (
     ChannelReader,
@@ -37,6 +37,7 @@ from bench.common import (
     peak_rss_kib,
     start_workers,
     topic_records,
+    uncommitted,
     worker_cpu,
 )
 from cdp.producer import EventProducer
@@ -107,19 +108,7 @@ def _lag(settings: Settings, consumer: Consumer) -> int:
     """Records the worker's consumer group has not committed yet, over all its inputs."""
     topics = Topics(settings.namespace)
     inputs = [*topics.channels, topics.canonical, topics.observations, topics.assignments]
-    inputs.append(topics.facts)
-    metadata = consumer.list_topics(timeout=10)
-    partitions = [
-        TopicPartition(topic, partition)
-        for topic in inputs
-        for partition in metadata.topics[topic].partitions
-    ]
-    committed = consumer.committed(partitions, timeout=10)
-    lag = 0
-    for tp in committed:
-        _low, high = consumer.get_watermark_offsets(tp, timeout=10)
-        lag += high - max(tp.offset, 0)
-    return lag
+    return uncommitted(consumer, [*inputs, topics.facts])
 
 
 def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tuple[Result, dict]:

@@ -4,8 +4,9 @@ Run on a started local stack (``cdp stack up``)::
 
     .venv/bin/python -m bench.faust_floor --events 100000
 
-The end-to-end pipeline (``bench/e2e_throughput.py``) reads about five records per
-event and writes about nine (internal topics and table changelogs). This benchmark
+The end-to-end pipeline (``bench/e2e_throughput.py``) hands about 6.7 records per
+event to its agents and writes about 7.8 (internal topics and table changelogs,
+docs/benchmarks.md, "Framework floor"). This benchmark
 measures the price of those records alone, on the same stack and the same
 generated events, so the pipeline's rate can be held against what the framework
 allows:
@@ -34,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 
-from bench.common import load, namespace, worker_cpu
+from bench.common import load, namespace, uncommitted, worker_cpu
 from bench.e2e_throughput import preload
 from cdp.settings import Settings, load_settings
 from cdp.topics import Topics
@@ -107,21 +108,6 @@ def _inputs(topics: Topics, mode: str) -> list[str]:
     return [*topics.channels, topics.canonical] if mode == "forward" else list(topics.channels)
 
 
-def _uncommitted(settings: Settings, group: Consumer, mode: str) -> int:
-    topics = Topics(settings.namespace)
-    metadata = group.list_topics(timeout=10)
-    partitions = [
-        TopicPartition(topic, partition)
-        for topic in _inputs(topics, mode)
-        for partition in metadata.topics[topic].partitions
-    ]
-    lag = 0
-    for tp in group.committed(partitions, timeout=10):
-        _low, high = group.get_watermark_offsets(tp, timeout=10)
-        lag += high - max(tp.offset, 0)
-    return lag
-
-
 def faust_floor(settings: Settings, expected: int, mode: str, logs: Path) -> Floor:
     """Run the floor app in ``mode`` over the pre-loaded channel records."""
     group = Consumer(
@@ -143,7 +129,7 @@ def faust_floor(settings: Settings, expected: int, mode: str, logs: Path) -> Flo
         while True:
             time.sleep(0.2)
             assert proc.running, proc.log_tail()
-            lag = _uncommitted(settings, group, mode)
+            lag = uncommitted(group, _inputs(Topics(settings.namespace), mode))
             used = worker_cpu([proc], cpu)
             if first is None and lag < total:
                 first, cpu_first = time.monotonic(), used
