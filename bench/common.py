@@ -13,6 +13,7 @@ import contextlib
 import math
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -23,6 +24,8 @@ from confluent_kafka.admin import AdminClient
 from cdp.contracts.codec import AvroCodec
 from cdp.contracts.events import Event, decode_channel_event
 from cdp.contracts.registry import registry_from_settings
+from cdp.producer import EventProducer
+from cdp.samples import generate
 from cdp.serve.store import ReadModelStore
 from cdp.settings import Settings, load_settings
 from cdp.topics import Topics, ensure_topics
@@ -111,6 +114,46 @@ def uncommitted(consumer: Consumer, topics: Sequence[str]) -> int:
         _low, high = consumer.get_watermark_offsets(tp, timeout=10)
         lag += high - max(tp.offset, 0)
     return lag
+
+
+def pipeline_inputs(settings: Settings) -> list[str]:
+    """The input topics of the worker's stages whose commits tell that a backlog is done:
+    the channel topics and every internal topic up to the profiles stage."""
+    topics = Topics(settings.namespace)
+    return [
+        *topics.channels,
+        topics.canonical,
+        topics.observations,
+        topics.assignments,
+        topics.facts,
+    ]
+
+
+def group_consumer(settings: Settings) -> Consumer:
+    """A consumer in the worker's group that only reads the group's committed offsets."""
+    return Consumer(
+        {
+            "bootstrap.servers": settings.kafka_bootstrap,
+            "group.id": Topics(settings.namespace).app_id,
+            "enable.auto.commit": False,
+        }
+    )
+
+
+def produce_generated(settings: Settings, events: int, seed: int) -> int:
+    """Produce about ``events`` generated events (10 per customer, 5 % late) to the channel
+    topics; return the number of distinct events."""
+    dataset = generate(max(1, events // 10), 10, seed=seed, duplicate_rate=0.0, late_rate=0.05)
+    started = time.monotonic()
+    with EventProducer(settings) as producer:
+        for index, event in enumerate(dataset.events):
+            producer.send(event)
+            if index % 5000 == 0:
+                producer.poll(0)
+        producer.flush(120)
+    elapsed = time.monotonic() - started
+    print(f"produced {len(dataset.events):,} events in {elapsed:.1f}s", flush=True)
+    return dataset.distinct_events
 
 
 def start_workers(settings: Settings, count: int, logs: Path) -> list[WorkerProcess]:

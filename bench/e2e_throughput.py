@@ -28,23 +28,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from confluent_kafka import Consumer
 
 from bench.common import (
     ChannelReader,
+    group_consumer,
     load,
     namespace,
     peak_rss_kib,
+    pipeline_inputs,
+    produce_generated,
     start_workers,
     topic_records,
     uncommitted,
     worker_cpu,
 )
-from cdp.producer import EventProducer
-from cdp.samples import generate
 from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings
-from cdp.topics import Topics
 
 
 @dataclass
@@ -58,21 +57,6 @@ class Result:
     def rate(self) -> float:
         """Events per second."""
         return self.events / self.seconds if self.seconds else 0.0
-
-
-def preload(settings: Settings, events: int, seed: int) -> int:
-    """Produce about ``events`` generated events; return the number of distinct events."""
-    dataset = generate(max(1, events // 10), 10, seed=seed, duplicate_rate=0.0, late_rate=0.05)
-    started = time.monotonic()
-    with EventProducer(settings) as producer:
-        for index, event in enumerate(dataset.events):
-            producer.send(event)
-            if index % 5000 == 0:
-                producer.poll(0)
-        producer.flush(120)
-    elapsed = time.monotonic() - started
-    print(f"produced {len(dataset.events):,} events in {elapsed:.1f}s", flush=True)
-    return dataset.distinct_events
 
 
 def raw_baseline(settings: Settings, expected: int) -> Result:
@@ -104,24 +88,11 @@ def raw_baseline(settings: Settings, expected: int) -> Result:
         client.close()
 
 
-def _lag(settings: Settings, consumer: Consumer) -> int:
-    """Records the worker's consumer group has not committed yet, over all its inputs."""
-    topics = Topics(settings.namespace)
-    inputs = [*topics.channels, topics.canonical, topics.observations, topics.assignments]
-    return uncommitted(consumer, [*inputs, topics.facts])
-
-
 def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tuple[Result, dict]:
     """Run the workers over the pre-loaded backlog until every event is in a profile."""
     client = redis.Redis.from_url(settings.redis_url)
     memory_before = int(client.info("memory")["used_memory"])
-    group = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": Topics(settings.namespace).app_id,
-            "enable.auto.commit": False,
-        }
-    )
+    group = group_consumer(settings)
     started = time.monotonic()
     procs = start_workers(settings, workers, logs)
     first_write: float | None = None
@@ -139,7 +110,7 @@ def pipeline(settings: Settings, expected: int, workers: int, logs: Path) -> tup
             if first_write is None and client.dbsize() > 0:
                 first_write = time.monotonic()
                 cpu_at_first_write = used
-            lag = _lag(settings, group)
+            lag = uncommitted(group, pipeline_inputs(settings))
             print(
                 f"  t={time.monotonic() - started:6.1f}s  uncommitted input records {lag:,}",
                 flush=True,
@@ -180,12 +151,12 @@ def main() -> None:
 
     print(f"start: {load()}", flush=True)
     with namespace("benchraw") as baseline_settings:
-        expected = preload(baseline_settings, args.events, args.seed)
+        expected = produce_generated(baseline_settings, args.events, args.seed)
         raw = raw_baseline(baseline_settings, expected)
     print(f"raw baseline: {raw.events:,} events in {raw.seconds:.1f}s = {raw.rate:,.0f} events/s")
 
     with namespace("benchcdp") as settings:
-        expected = preload(settings, args.events, args.seed)
+        expected = produce_generated(settings, args.events, args.seed)
         result, extra = pipeline(settings, expected, args.workers, args.logs)
     print(
         f"pipeline ({args.workers} worker): {result.events:,} events in {result.seconds:.1f}s"

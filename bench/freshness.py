@@ -36,6 +36,13 @@ per profile write, and runs in its own process so that neither the producer's
 pacing nor the detector's JSON parsing wait on each other's GIL; both processes
 use the same ``CLOCK_MONOTONIC``.
 
+``--preload-events N`` measures how freshness changes with the state the worker
+holds: before the detector starts, N generated events (``cdp.samples``, 10 per
+customer, as in ``bench/e2e_throughput.py``) are produced and the script waits
+until every one is in a profile and every stage has committed its input; the
+offered load then goes to new customers as before. The raw baseline keeps no
+state per customer that could grow, so it runs without a preload.
+
 If the target cannot keep up (events still not visible ``--drain`` seconds
 after the last one was produced), the script says so and prints the visible
 throughput instead of percentiles, which would only measure the backlog.
@@ -60,10 +67,22 @@ from typing import Any
 
 import redis
 
-from bench.common import ChannelReader, load, namespace, peak_rss_kib, percentile, start_workers
+from bench.common import (
+    ChannelReader,
+    group_consumer,
+    load,
+    namespace,
+    peak_rss_kib,
+    percentile,
+    pipeline_inputs,
+    produce_generated,
+    start_workers,
+    uncommitted,
+)
 from cdp.contracts.events import Identifier, PageView, PageViewPayload
 from cdp.producer import EventProducer
 from cdp.serve import keys
+from cdp.serve.store import ReadModelStore, events_in_profiles
 from cdp.settings import Settings, load_settings
 
 PROGRESS_EVERY_S = 5.0
@@ -86,11 +105,13 @@ def detect(
     stop: MpEvent,
     visible: Any,
     out: Any,
+    after: bytes = b"0-0",
 ) -> None:
-    """Detector process: follow ``stream``, read each changed document, note its event count."""
+    """Detector process: follow ``stream`` from the entry after ``after``, read each changed
+    document, note its event count."""
     client = redis.Redis.from_url(redis_url)
     prefix = doc_prefix.encode()
-    last = b"0-0"
+    last = after
     counts: dict[str, int] = {}
     seen: dict[str, list[Observation]] = defaultdict(list)
     while not stop.is_set():
@@ -214,6 +235,8 @@ class Run:
     latencies: list[float] = field(default_factory=list)
     unseen: int = 0
     peak_rss_mib: float = 0.0
+    preloaded: int = 0
+    """Distinct events the target held before the measurement (``--preload-events``)."""
 
 
 class Target:
@@ -226,6 +249,11 @@ class Target:
 
     def start(self) -> None:
         """Start the processes under test."""
+
+    def preload(self, events: int, seed: int) -> int:
+        """Bring the started target to holding ``events`` generated events; return how many
+        distinct events it holds (none here)."""
+        return 0
 
     def check(self) -> None:
         """Raise if a process under test died."""
@@ -275,6 +303,34 @@ class PipelineTarget(Target):
 
     def start(self) -> None:
         self.procs = start_workers(self.settings, self.workers, self.logs)
+
+    def preload(self, events: int, seed: int) -> int:
+        """Produce ``events`` generated events; wait until each is in a profile and every
+        stage has committed its input."""
+        expected = produce_generated(self.settings, events, seed)
+        began = time.monotonic()
+        group = group_consumer(self.settings)
+        store = ReadModelStore.from_settings(self.settings)
+        try:
+            while True:
+                time.sleep(PROGRESS_EVERY_S)
+                self.check()
+                lag = uncommitted(group, pipeline_inputs(self.settings))
+                print(
+                    f"  {self.name}: preload t={time.monotonic() - began:6.1f}s"
+                    f"  uncommitted input records {lag:,}",
+                    flush=True,
+                )
+                if lag == 0 and events_in_profiles(store.dump()) >= expected:
+                    break
+        finally:
+            group.close()
+            store.close()
+        print(
+            f"  {self.name}: preloaded {expected:,} events in {time.monotonic() - began:.0f}s",
+            flush=True,
+        )
+        return expected
 
     def check(self) -> None:
         for proc in self.procs:
@@ -331,14 +387,25 @@ def measure(target: Target, settings: Settings, args: argparse.Namespace, contex
     visible = context.Value("q", 0)
     stop = context.Event()
     out = context.Queue()
-    detector = context.Process(
-        target=detect,
-        args=(settings.redis_url, target.stream, target.doc_prefix, stop, visible, out),
-    )
-    detector.start()
     load_gen = OfferedLoad(uuid.uuid4().hex[:6], args.new_share, random.Random(args.seed))
     began = time.monotonic()
     target.start()
+    if args.preload_events:
+        run.preloaded = target.preload(args.preload_events, args.seed)
+        began = time.monotonic()
+    detector = context.Process(
+        target=detect,
+        args=(
+            settings.redis_url,
+            target.stream,
+            target.doc_prefix,
+            stop,
+            visible,
+            out,
+            stream_end(settings.redis_url, target.stream),
+        ),
+    )
+    detector.start()
     produced = 0
 
     def tick(now_produced: int) -> None:
@@ -401,6 +468,16 @@ def measure(target: Target, settings: Settings, args: argparse.Namespace, contex
     return run
 
 
+def stream_end(redis_url: str, stream: str) -> bytes:
+    """The id of the last entry of ``stream`` (``0-0`` when it has none)."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        last = client.xrevrange(stream, count=1)
+        return last[0][0] if last else b"0-0"
+    finally:
+        client.close()
+
+
 def report(run: Run, args: argparse.Namespace) -> str:
     """One line about a run: percentiles if the target kept up, else what happened."""
     window_visible = run.visible_at_window_end - run.visible_at_window_start
@@ -409,6 +486,8 @@ def report(run: Run, args: argparse.Namespace) -> str:
         f"{run.name}: offered {run.offered_rate:,.0f} events/s for {run.window_s:.0f}s"
         f" ({len(run.sent):,} events); visible during the window {visible_rate:,.0f} events/s"
     )
+    if run.preloaded:
+        head += f"; after a preload of {run.preloaded:,} events"
     if run.peak_rss_mib:
         head += f"; worker peak RSS {run.peak_rss_mib:.0f} MiB"
     if run.unseen:
@@ -445,6 +524,12 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=15.0, help="max wait after the window")
     parser.add_argument("--new-share", type=float, default=0.2, help="events of new customers")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--preload-events",
+        type=int,
+        default=0,
+        help="generated events the pipeline holds before the measurement (0: none)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=180.0)
     parser.add_argument("--skip-baseline", action="store_true", help="pipeline only")
     parser.add_argument("--seed", type=int, default=7)

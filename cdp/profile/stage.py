@@ -54,6 +54,13 @@ from cdp.topics import Topics
 log = logging.getLogger(__name__)
 
 
+PROFILES_BATCH = 2000
+"""Most ``profile.facts`` records per batch of the profiles agent. A profile is rendered once
+per batch that touches it, so larger batches under a backlog render less often: 0.57-0.62
+renders per event against 0.71-0.72 with 500 (122k-event benchmark, docs/benchmarks.md).
+Under a steady load the 50 ms window ends a batch first."""
+
+
 def change_record(version: int, document: bytes) -> bytes:
     """Value of a ``profile.changes`` record: ``{"doc": <document>, "v": <version>}``."""
     return b'{"doc":' + document + b',"v":' + str(version).encode() + b"}"
@@ -283,7 +290,7 @@ def register_profiles(
         log.info("profiles: re-published %d profiles", len(rendered))
 
     async def profiles(stream: Any) -> None:
-        async for batch in stream.take_events(500, within=0.05):
+        async for batch in stream.take_events(PROFILES_BATCH, within=0.05):
             touched: dict[bytes, dict[str, Any]] = {}
             sources: dict[bytes, Any] = {}
             for event in batch:
