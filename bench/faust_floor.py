@@ -37,8 +37,14 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from bench.common import load, namespace, uncommitted, worker_cpu
-from bench.e2e_throughput import preload
+from bench.common import (
+    group_consumer,
+    load,
+    namespace,
+    produce_generated,
+    uncommitted,
+    worker_cpu,
+)
 from cdp.settings import Settings, load_settings
 from cdp.topics import Topics
 from cdp.worker_process import WorkerProcess, settings_env
@@ -110,13 +116,7 @@ def _inputs(topics: Topics, mode: str) -> list[str]:
 
 def faust_floor(settings: Settings, expected: int, mode: str, logs: Path) -> Floor:
     """Run the floor app in ``mode`` over the pre-loaded channel records."""
-    group = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": Topics(settings.namespace).app_id,
-            "enable.auto.commit": False,
-        }
-    )
+    group = group_consumer(settings)
     total = expected * (2 if mode == "forward" else 1)
     env = settings_env(settings, CDP_LOG_LEVEL="warning")
     log_path = logs / f"bench-floor-{settings.namespace}.log"
@@ -194,7 +194,7 @@ def main() -> None:
 
     print(f"start: {load()}", flush=True)
     with namespace("floorraw") as settings:
-        expected = preload(settings, args.events, args.seed)
+        expected = produce_generated(settings, args.events, args.seed)
         raw = raw_consume(settings, expected)
     print(
         f"raw consume: {raw.records:,} records in {raw.seconds:.2f}s"
@@ -204,7 +204,7 @@ def main() -> None:
     floors: dict[str, Floor] = {}
     for mode in args.mode or MODES:
         with namespace(f"floor{mode}") as settings:
-            expected = preload(settings, args.events, args.seed)
+            expected = produce_generated(settings, args.events, args.seed)
             floor = floors[mode] = faust_floor(settings, expected, mode, args.logs)
         print(
             f"faust {mode}: {floor.records:,} records read in {floor.seconds:.2f}s"
